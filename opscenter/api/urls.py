@@ -1,0 +1,9 @@
+from rest_framework.routers import SimpleRouter
+
+from . import views
+
+router = SimpleRouter(trailing_slash="/?")
+router.register("tokens", views.ApiTokenViewSet, basename="apitoken")
+router.register("audit", views.AuditEntryViewSet, basename="auditentry")
+
+urlpatterns = router.urls

@@ -1,0 +1,35 @@
+"""The sections of the operations center, in sidebar order.
+
+A section whose feature has not been built yet has `ready=False`: its page says so
+plainly instead of showing anything made up. Later work sets `url_name` when it lands.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Section:
+    slug: str
+    title: str
+    icon: str
+    summary: str
+    url_name: str | None = None  # the page once built; None: the "not built yet" page
+
+
+SECTIONS: tuple[Section, ...] = (
+    Section("overview", "Overview", "dashboard", "Components, live connection and version.", "admin:index"),
+    Section("agents", "Agents", "account_tree", "The live agent hierarchy, runs, logs, manual triggers and schedules."),
+    Section("review", "Review queue", "fact_check", "Approve, reject or send back generated content, on a phone too."),
+    Section("advisors", "Advisors", "groups", "Advisor profiles, import and export, content history and deliveries."),
+    Section("health", "Health", "monitor_heart", "Health checks of every component, uptime and latency history."),
+    Section("alerts", "Alerts", "notifications_active", "Alert rules, firing alerts, acknowledgements, silences and SLOs."),
+    Section("logs", "Logs", "receipt_long", "Searchable logs from web, workers and agents with live tail."),
+    Section("analytics", "Analytics", "monitoring", "Content funnel, engagement and delivery figures over time."),
+    Section("backups", "Backups", "backup", "Scheduled and manual backups, verification and restore."),
+)
+
+
+def get_section(slug: str) -> Section | None:
+    return next((s for s in SECTIONS if s.slug == slug), None)

@@ -1,0 +1,445 @@
+"""Settings for OpsCenter, read from the environment in this one place.
+
+Every variable is typed and validated here; a bad value stops start-up with a message
+that names the variable. `OPSCENTER_ENV=production` switches on the secure defaults and
+makes the variables that have no safe default (SECRET_KEY, ALLOWED_HOSTS) required.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+import zoneinfo
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Callable
+
+import environ
+from csp.constants import NONE, SELF, UNSAFE_EVAL, UNSAFE_INLINE
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+env = environ.Env()
+
+
+def _read(name: str, parse: Callable[[], Any]) -> Any:
+    """Read one variable, turning any parse failure into a message that names it."""
+    try:
+        return parse()
+    except ImproperlyConfigured:
+        raise
+    except Exception as exc:  # environ raises ValueError, KeyError, AttributeError...
+        raise ImproperlyConfigured(
+            f"Environment variable {name}={os.environ.get(name)!r} is invalid: {exc}"
+        ) from None
+
+
+def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = os.environ.get(name, default).strip().lower()
+    if value not in choices:
+        raise ImproperlyConfigured(
+            f"Environment variable {name}={value!r} is invalid: expected one of {', '.join(choices)}"
+        )
+    return value
+
+
+def _bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(
+        f"Environment variable {name}={raw!r} is invalid: expected true/false (1/0, yes/no, on/off)"
+    )
+
+
+def _int(name: str, default: int, *, minimum: int, maximum: int) -> int:
+    value = _read(name, lambda: env.int(name, default=default))
+    if not minimum <= value <= maximum:
+        raise ImproperlyConfigured(
+            f"Environment variable {name}={value!r} is invalid: must be between {minimum} and {maximum}"
+        )
+    return value
+
+
+def _list(name: str, default: list[str]) -> list[str]:
+    return [item for item in _read(name, lambda: env.list(name, default=default)) if item]
+
+
+OPSCENTER_ENV = _choice("OPSCENTER_ENV", "development", ("development", "production"))
+PRODUCTION = OPSCENTER_ENV == "production"
+DEBUG = _bool("DEBUG", False)
+
+VAR_DIR = Path(os.environ.get("OPSCENTER_VAR_DIR") or BASE_DIR / "var").resolve()
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _secret_key() -> str:
+    """Return SECRET_KEY; in development generate it once into var/ with mode 0600."""
+    if key := os.environ.get("SECRET_KEY"):
+        if PRODUCTION and len(key) < 50:
+            raise ImproperlyConfigured(
+                "Environment variable SECRET_KEY is invalid: use at least 50 random characters in production"
+            )
+        return key
+    if PRODUCTION:
+        raise ImproperlyConfigured("Environment variable SECRET_KEY is required when OPSCENTER_ENV=production")
+    path = VAR_DIR / "secret_key"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(64))
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+
+if PRODUCTION and "ALLOWED_HOSTS" not in os.environ:
+    raise ImproperlyConfigured("Environment variable ALLOWED_HOSTS is required when OPSCENTER_ENV=production")
+ALLOWED_HOSTS = _list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = _list("CSRF_TRUSTED_ORIGINS", [])
+for _origin in CSRF_TRUSTED_ORIGINS:
+    if "://" not in _origin:
+        raise ImproperlyConfigured(
+            f"Environment variable CSRF_TRUSTED_ORIGINS is invalid: {_origin!r} needs a scheme, e.g. https://{_origin}"
+        )
+
+PORT = _int("PORT", 8080, minimum=1, maximum=65535)
+
+TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")
+try:
+    zoneinfo.ZoneInfo(TIME_ZONE)
+except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    raise ImproperlyConfigured(
+        f"Environment variable TIME_ZONE={TIME_ZONE!r} is invalid: not an IANA time zone such as Asia/Kolkata"
+    ) from None
+USE_TZ = True
+LANGUAGE_CODE = "en-us"
+USE_I18N = True
+
+
+def _networks(name: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    networks = []
+    for item in _list(name, []):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"Environment variable {name} is invalid: {item!r} is not an IP address or CIDR network"
+            ) from None
+    return networks
+
+
+# Reverse proxies whose X-Forwarded-For we believe. Anyone else's header is ignored, so a
+# client cannot pick its own address to dodge the login lockout or the throttles.
+TRUSTED_PROXIES = _networks("TRUSTED_PROXIES")
+
+# --- Database -----------------------------------------------------------------------------
+DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'opscenter.sqlite3'}"
+_db = _read("DATABASE_URL", lambda: environ.Env.db_url_config(DATABASE_URL))
+if not _db.get("ENGINE") or _db["ENGINE"] not in {
+    "django.db.backends.postgresql",
+    "django.db.backends.sqlite3",
+}:
+    raise ImproperlyConfigured(
+        f"Environment variable DATABASE_URL is invalid: use postgres://… or sqlite:///…, got engine {_db.get('ENGINE')!r}"
+    )
+if _db["ENGINE"] == "django.db.backends.sqlite3":
+    # Web, worker and beat share one file: WAL lets readers run beside the writer, and
+    # IMMEDIATE transactions take the write lock up front instead of failing on upgrade.
+    _db.setdefault("OPTIONS", {}).update(
+        {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
+else:
+    _db["CONN_HEALTH_CHECKS"] = True
+    _db["CONN_MAX_AGE"] = _int("DATABASE_CONN_MAX_AGE", 0, minimum=0, maximum=3600)
+_db.setdefault("TEST", {})
+DATABASES = {"default": _db}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: broker, channel layer, cache --------------------------------------------------
+REDIS_EMBEDDED = not os.environ.get("REDIS_URL")
+REDIS_SOCKET = VAR_DIR / "redis.sock"
+REDIS_URL = os.environ.get("REDIS_URL") or f"unix://{REDIS_SOCKET}"
+if not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
+    raise ImproperlyConfigured(
+        f"Environment variable REDIS_URL={REDIS_URL!r} is invalid: use redis://host:port/db, rediss://… or unix:///path"
+    )
+# Celery's redis transport spells unix sockets as redis+socket://.
+CELERY_BROKER_URL = "redis+socket://" + REDIS_URL[len("unix://") :] if REDIS_URL.startswith("unix://") else REDIS_URL
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": "opscenter", "capacity": 500, "expiry": 30},
+    }
+}
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "opscenter",
+        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+    }
+}
+
+# --- Celery: no lost and no doubled work ---------------------------------------------------
+LONGEST_RUN_SECONDS = _int("OPSCENTER_LONGEST_RUN_SECONDS", 3 * 3600, minimum=60, maximum=7 * 24 * 3600)
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True  # outcomes are rows in the database, not results in Redis
+CELERY_TASK_ACKS_LATE = True  # a task is acknowledged after it ran: a lost worker means a redelivery…
+CELERY_TASK_REJECT_ON_WORKER_LOST = True  # …and our tasks claim rows, so a redelivery is harmless
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # long tasks must not sit reserved behind a busy one
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Redis redelivers an unacknowledged task after the visibility timeout; it must outlast the
+# longest run, or a slow run would be started a second time while it is still running.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": LONGEST_RUN_SECONDS + 3600}
+CELERY_WORKER_SEND_TASK_EVENTS = False
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # our LOGGING below applies in worker and beat too
+CELERY_BEAT_SCHEDULER = "opscenter.beat:Scheduler"
+SYSTEM_HEARTBEAT_SECONDS = _int("OPSCENTER_HEARTBEAT_SECONDS", 5, minimum=1, maximum=300)
+CELERY_BEAT_SCHEDULE = {
+    "opscenter: system heartbeat": {
+        "task": "opscenter.tasks.publish_system_heartbeat",
+        "schedule": float(SYSTEM_HEARTBEAT_SECONDS),
+        # A heartbeat nobody ran in time is worthless: drop it rather than pile them up.
+        "options": {"expires": SYSTEM_HEARTBEAT_SECONDS * 2},
+    },
+}
+DJANGO_CELERY_BEAT_TZ_AWARE = True
+
+# --- Applications ---------------------------------------------------------------------------
+INSTALLED_APPS = [
+    "daphne",
+    "unfold.apps.BasicAppConfig",  # not the default config: it would replace our admin site
+    "unfold.contrib.filters",
+    "opscenter.admin_site.OpsAdminConfig",  # django.contrib.admin with our site
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_celery_beat",
+    "django_htmx",
+    "axes",
+    "opscenter",
+    "advisors",
+    "agents",
+    "monitoring",
+    "alerts",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a lockout into the lockout page.
+    "axes.middleware.AxesMiddleware",
+]
+
+ROOT_URLCONF = "opscenter.urls"
+ASGI_APPLICATION = "opscenter.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Authentication and lockout -----------------------------------------------------------
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "admin:login"
+LOGIN_REDIRECT_URL = "admin:index"
+AXES_FAILURE_LIMIT = _int("LOGIN_FAILURE_LIMIT", 5, minimum=1, maximum=100)
+AXES_COOLOFF_TIME = timedelta(minutes=_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1, maximum=24 * 60))
+# Lock the address, not the username: locking by username would let anyone lock out the admin.
+AXES_LOCKOUT_PARAMETERS = ["ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "opscenter.net.client_ip"
+AXES_LOCKOUT_TEMPLATE = "opscenter/locked_out.html"
+AXES_VERBOSE = False
+
+# --- Security headers ---------------------------------------------------------------------
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", PRODUCTION)
+CSRF_COOKIE_SECURE = _bool("CSRF_COOKIE_SECURE", PRODUCTION)
+SECURE_SSL_REDIRECT = _bool("SECURE_SSL_REDIRECT", PRODUCTION)
+# Probes and scrapers call these over plain HTTP inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^api/v1/health$", r"^api/v1/ready$", r"^metrics$"]
+SECURE_HSTS_SECONDS = _int("SECURE_HSTS_SECONDS", 31536000 if PRODUCTION else 0, minimum=0, maximum=63072000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", PRODUCTION)
+SECURE_HSTS_PRELOAD = _bool("SECURE_HSTS_PRELOAD", PRODUCTION)
+# The header your TLS-terminating proxy sets, e.g. X-Forwarded-Proto; empty: no proxy.
+_proxy_ssl_header = os.environ.get("PROXY_SSL_HEADER", "X-Forwarded-Proto" if PRODUCTION else "").strip()
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https") if _proxy_ssl_header else None
+)
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        # Alpine.js (shipped by Unfold) evaluates its x-* attributes, which needs eval.
+        "script-src": [SELF, UNSAFE_EVAL],
+        # Unfold writes its theme colours into an inline <style> and style attributes.
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+
+# --- Static files ---------------------------------------------------------------------------
+STATIC_URL = "/static/"
+STATIC_ROOT = VAR_DIR / "static"
+MEDIA_URL = "/media/"
+MEDIA_ROOT = VAR_DIR / "media"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            if PRODUCTION
+            else "django.contrib.staticfiles.storage.StaticFilesStorage"
+        )
+    },
+}
+# In development WhiteNoise serves straight from the apps, so no collectstatic is needed.
+WHITENOISE_USE_FINDERS = not PRODUCTION
+WHITENOISE_AUTOREFRESH = DEBUG
+
+# --- REST API -------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "opscenter.api.authentication.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["opscenter.api.permissions.RoleModelPermissions"],
+    "DEFAULT_PAGINATION_CLASS": "opscenter.api.pagination.NewestFirstCursorPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "rest_framework.filters.SearchFilter",
+    ],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "opscenter.api.throttling.AnonRateThrottle",
+        "opscenter.api.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": os.environ.get("API_THROTTLE_ANON", "120/min"),
+        "user": os.environ.get("API_THROTTLE_USER", "1200/min"),
+    },
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "opscenter.api.errors.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "OpsCenter API",
+    "DESCRIPTION": (
+        "Operate the advisor content pipeline from scripts and services. Authenticate with an "
+        "API token (`Authorization: Bearer ops_…`, created on your Account → API tokens page) or "
+        "with the browser session plus the CSRF header. Errors share one shape: "
+        '`{"error": {"status", "code", "message", "fields"}}`.'
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+}
+API_TOKEN_MAX_DAYS = _int("API_TOKEN_MAX_DAYS", 365, minimum=1, maximum=3650)
+
+# --- Admin shell (Unfold) -------------------------------------------------------------------
+UNFOLD = {
+    "SITE_TITLE": "OpsCenter",
+    "SITE_HEADER": "OpsCenter",
+    "SITE_SUBHEADER": "Advisor content pipeline",
+    "SITE_SYMBOL": "hub",
+    "SHOW_HISTORY": True,
+    "SHOW_VIEW_ON_SITE": False,
+    "ENVIRONMENT": "opscenter.navigation.environment_badge",
+    "STYLES": ["opscenter.navigation.stylesheet"],
+    "SCRIPTS": ["opscenter.navigation.live_script"],
+    "ACCOUNT": {"navigation": "opscenter.navigation.account_links"},
+    "SIDEBAR": {
+        "show_search": False,
+        "show_all_applications": False,
+        "navigation": "opscenter.navigation.sidebar",
+    },
+}
+
+# --- Logging --------------------------------------------------------------------------------
+LOG_LEVEL = _choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "daphne": {"level": "WARNING"},
+        "django.channels.server": {"level": "WARNING"},
+        # One line per task every few seconds (the heartbeat) drowns everything else.
+        "celery.app.trace": {"level": "WARNING"},
+        "celery.worker.strategy": {"level": "WARNING"},
+        "celery.beat": {"level": "WARNING"},
+    },
+}
+
+# Admin user created by bootstrap (manage.py bootstrap / make run).
+OPSCENTER_ADMIN_USER = os.environ.get("OPSCENTER_ADMIN_USER", "admin")
+OPSCENTER_ADMIN_PASSWORD = os.environ.get("OPSCENTER_ADMIN_PASSWORD", "")

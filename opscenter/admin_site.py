@@ -6,7 +6,7 @@ from django.contrib.admin.apps import AdminConfig
 from django.urls import path
 from unfold.sites import UnfoldAdminSite
 
-from .roles import ROLES
+from .roles import may_use_console
 
 
 class OpsAdminSite(UnfoldAdminSite):
@@ -17,10 +17,7 @@ class OpsAdminSite(UnfoldAdminSite):
 
     def has_permission(self, request) -> bool:
         """Members of any role may enter; what they see is decided per page."""
-        user = request.user
-        if not (user.is_active and user.is_authenticated):
-            return False
-        return user.is_staff or user.is_superuser or user.groups.filter(name__in=ROLES).exists()
+        return may_use_console(request.user)
 
     def index(self, request, extra_context=None):
         from .views import overview_context

@@ -8,6 +8,7 @@ class OpsCenterConfig(AppConfig):
 
     def ready(self) -> None:
         from . import roles, signals  # noqa: F401  (signal receivers)
+        from .api import schema  # noqa: F401  (OpenAPI extensions register on import)
 
         everyone = ["opscenter.view_overview"]
         for role in roles.ROLES:

@@ -14,8 +14,9 @@ gets a fresh snapshot; a reconnect always starts with snapshots.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async

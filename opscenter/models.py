@@ -17,6 +17,9 @@ class Access(models.Model):
             ("view_overview", "Can view the overview and the system status"),
         ]
 
+    def __str__(self) -> str:
+        return "access"
+
 
 class AuditSource(models.TextChoices):
     UI = "ui", "Browser"

@@ -61,3 +61,10 @@ def roles_of(user) -> list[str]:
     if not user.is_authenticated:
         return []
     return [name for name in user.groups.values_list("name", flat=True) if name in ROLES]
+
+
+def may_use_console(user) -> bool:
+    """Return whether the user may sign in to the console: active, and staff or in a role."""
+    if not (user.is_active and user.is_authenticated):
+        return False
+    return user.is_staff or user.is_superuser or user.groups.filter(name__in=ROLES).exists()

@@ -15,7 +15,7 @@ from django.utils import timezone
 from .audit import record_audit
 from .models import ApiToken, AuditSource, TokenScope
 
-TOKEN_PREFIX = "ops_"
+TOKEN_PREFIX = "ops_"  # noqa: S105 (a public marker, not a secret)
 
 
 class DomainError(Exception):

@@ -11,9 +11,10 @@ import ipaddress
 import os
 import secrets
 import zoneinfo
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import environ
 from csp.constants import NONE, SELF, UNSAFE_EVAL, UNSAFE_INLINE
@@ -163,6 +164,9 @@ else:
     _db["CONN_HEALTH_CHECKS"] = True
     _db["CONN_MAX_AGE"] = _int("DATABASE_CONN_MAX_AGE", 0, minimum=0, maximum=3600)
 _db.setdefault("TEST", {})
+if _db["ENGINE"] == "django.db.backends.sqlite3":
+    # A file, not memory, so the servers a browser test starts can open the test database.
+    _db["TEST"].setdefault("NAME", str(VAR_DIR / "test.sqlite3"))
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -343,6 +347,7 @@ CONTENT_SECURITY_POLICY = {
 # --- Static files ---------------------------------------------------------------------------
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)  # WhiteNoise warns about a missing root even when using finders
 MEDIA_URL = "/media/"
 MEDIA_ROOT = VAR_DIR / "media"
 STORAGES = {
@@ -415,6 +420,7 @@ UNFOLD = {
     "STYLES": ["opscenter.navigation.stylesheet"],
     "SCRIPTS": ["opscenter.navigation.live_script"],
     "ACCOUNT": {"navigation": "opscenter.navigation.account_links"},
+    "LOGIN": {"form": "opscenter.forms.LoginForm"},
     "SIDEBAR": {
         "show_search": False,
         "show_all_applications": False,

@@ -9,8 +9,8 @@ logger = logging.getLogger(__name__)
 
 def sync_roles_after_migrate(using=DEFAULT_DB_ALIAS, **kwargs) -> None:
     """Bring the role groups in line with the declared grants (runs after every migrate)."""
-    from django.contrib.auth.management import create_permissions
     from django.apps import apps
+    from django.contrib.auth.management import create_permissions
 
     # Permissions of every app must exist before groups can point at them, and
     # post_migrate runs per app in an order we do not control.

@@ -1,7 +1,7 @@
 """URL map: the admin shell (all pages), the REST API and its docs."""
 
 from django.contrib import admin
-from django.urls import include, path, re_path
+from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
@@ -10,9 +10,9 @@ from .api import views as api_views
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
     path("admin/", admin.site.urls),
-    re_path(r"^api/v1/me/?$", api_views.MeView.as_view(), name="api-me"),
-    re_path(r"^api/v1/health/?$", api_views.HealthView.as_view(), name="api-health"),
-    re_path(r"^api/v1/ready/?$", api_views.ReadyView.as_view(), name="api-ready"),
+    path("api/v1/me", api_views.MeView.as_view(), name="api-me"),
+    path("api/v1/health", api_views.HealthView.as_view(), name="api-health"),
+    path("api/v1/ready", api_views.ReadyView.as_view(), name="api-ready"),
     path("api/v1/", include("opscenter.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),

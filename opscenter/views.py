@@ -17,7 +17,7 @@ from django.views.decorators.http import require_POST
 from . import __version__
 from .forms import ApiTokenForm
 from .models import ApiToken, AuditSource
-from .readiness import beat_age_seconds, beat_max_age_seconds, check_database, check_redis, ComponentStatus
+from .readiness import ComponentStatus, beat_age_seconds, beat_max_age_seconds, check_database, check_redis
 from .sections import get_section
 from .services import DomainError, create_api_token, revoke_api_token
 from .tasks import last_heartbeat

@@ -6,6 +6,7 @@ hand back unfinished tasks on its way out.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import subprocess
@@ -28,11 +29,9 @@ def redis_server_binary() -> str:
 def start_embedded_redis(var_dir: Path, socket_path: Path) -> subprocess.Popen:
     """Start redis-server on a unix socket in var/, with an append-only file for durability."""
     if socket_path.exists():
-        try:
-            # A Redis left behind by a killed run: stop it, it is ours.
+        # A Redis left behind by a killed run: stop it, it is ours.
+        with contextlib.suppress(redis.RedisError):
             redis.Redis(unix_socket_path=str(socket_path), socket_timeout=1).shutdown(nosave=False)
-        except redis.RedisError:
-            pass
         socket_path.unlink(missing_ok=True)
     command = [
         redis_server_binary(),

@@ -1,0 +1,83 @@
+"""The console shell: Overview, sections not built yet, sign-in requirements."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from opscenter.redis import redis_client
+from opscenter.sections import SECTIONS
+from opscenter.tasks import HEARTBEAT_KEY
+from tests.factories import make_user
+
+
+@pytest.mark.django_db
+def test_console_pages_need_sign_in(client):
+    for path in ["/admin/", "/admin/account/tokens/", "/admin/section/agents/"]:
+        response = client.get(path)
+        assert response.status_code == 302
+        assert response["Location"].startswith("/admin/login/")
+
+
+@pytest.mark.django_db
+def test_overview_shows_each_component_and_reports_no_worker_without_heartbeat(client):
+    client.force_login(make_user("Viewer"))
+    page = client.get("/admin/")
+    assert page.status_code == 200
+    components = {c["name"]: c for c in page.context["components"]}
+    assert set(components) == {"database", "redis", "worker", "beat"}
+    assert components["database"]["ok"] and components["redis"]["ok"]
+    assert not components["worker"]["ok"]
+    assert components["worker"]["detail"] == "no heartbeat from any worker yet"
+    assert b"data-live-indicator" in page.content
+
+
+@pytest.mark.django_db
+def test_overview_marks_an_old_heartbeat_as_worker_down(client):
+    redis_client().set(
+        HEARTBEAT_KEY,
+        json.dumps({"server_time": "2020-01-01T00:00:00+00:00", "components": {}, "workers": [], "workers_online": 1, "queue_length": 0}),
+    )
+    client.force_login(make_user("Viewer"))
+    worker = {c["name"]: c for c in client.get("/admin/").context["components"]}["worker"]
+    assert not worker["ok"]
+    assert worker["detail"].startswith("last heartbeat")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("section", [s for s in SECTIONS if not s.url_name], ids=lambda s: s.slug)
+def test_sections_not_built_yet_say_so_plainly(client, section):
+    client.force_login(make_user("Viewer"))
+    page = client.get(f"/admin/section/{section.slug}/")
+    assert page.status_code == 200
+    assert f"{section.title} is not built yet" in page.content.decode()
+
+
+@pytest.mark.django_db
+def test_sidebar_lists_every_section_and_hides_admin_links_from_viewers(client):
+    client.force_login(make_user("Viewer"))
+    html = client.get("/admin/").content.decode()
+    for section in SECTIONS:
+        assert section.title in html
+    assert "/admin/opscenter/auditentry/" not in html
+    client.force_login(make_user("Admin"))
+    assert "/admin/opscenter/auditentry/" in client.get("/admin/").content.decode()
+
+
+@pytest.mark.django_db
+def test_api_docs_are_served_offline(client):
+    docs = client.get("/api/docs/")
+    assert docs.status_code == 200
+    assert b"swagger-ui" in docs.content
+    assert b"cdn" not in docs.content.lower()
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json")
+    assert schema.status_code == 200
+    paths = json.loads(schema.content)["paths"]
+    assert {"/api/v1/me", "/api/v1/health", "/api/v1/ready", "/api/v1/tokens/"} <= set(paths)
+
+
+@pytest.mark.django_db
+def test_pages_send_a_content_security_policy(client):
+    response = client.get("/admin/login/")
+    assert "frame-ancestors 'none'" in response["Content-Security-Policy"]

@@ -10,13 +10,14 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import OriginValidator  # noqa: E402
 
-from .routing import allowed_origins, websocket_urlpatterns  # noqa: E402
+from .routing import SameOriginOrAllowlistValidator, allowed_origins, websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": OriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)), allowed_origins()),
+        "websocket": SameOriginOrAllowlistValidator(
+            AuthMiddlewareStack(URLRouter(websocket_urlpatterns)), allowed_origins()
+        ),
     }
 )

@@ -63,3 +63,7 @@ def stylesheet(request) -> str:
 
 def live_script(request) -> str:
     return static("opscenter/live.js")
+
+
+def favicon(request) -> str:
+    return static("opscenter/favicon.svg")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import asdict, dataclass, field
 
 from django.conf import settings
@@ -78,6 +79,28 @@ def check_workers(*, wait_for_all: bool = False, timeout: float = 1.5) -> Compon
         return True, f"{len(names)} answering", names
 
     return _timed("worker", probe)
+
+
+def check_task_roundtrip(timeout: float = 5.0) -> ComponentStatus:
+    """Send the `ping` task and wait for a worker to run it (the deep readiness check).
+
+    Unlike the broadcast ping, this fails when workers answer but cannot run tasks,
+    e.g. every slot is stuck; it also waits behind a long queue, so it is opt-in.
+    """
+    from .tasks import PING_KEY, ping
+
+    def probe():
+        nonce = uuid.uuid4().hex
+        ping.apply_async(args=[nonce], expires=timeout)
+        key = PING_KEY.format(nonce=nonce)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if redis_client().get(key):
+                return True, "a worker ran the ping task"
+            time.sleep(0.05)
+        return False, f"no worker ran the ping task within {timeout:.0f}s"
+
+    return _timed("task_roundtrip", probe)
 
 
 def beat_age_seconds() -> float | None:

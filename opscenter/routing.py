@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlparse
 
+from channels.security.websocket import OriginValidator, WebsocketDenier
 from django.conf import settings
 from django.urls import path
 
@@ -18,11 +19,31 @@ def allowed_origins() -> list[str]:
     """Return the hosts a browser page may open our WebSockets from.
 
     Derived from ALLOWED_HOSTS and CSRF_TRUSTED_ORIGINS and applied whatever DEBUG says:
-    a page on another site must never ride a user's session into our live feed.
+    a page on another site must never ride a user's session into our live feed. A
+    wildcard host is left out: with it, only same-origin pages are let in (see
+    SameOriginOrAllowlistValidator).
     """
-    hosts = list(settings.ALLOWED_HOSTS)
+    hosts = [host for host in settings.ALLOWED_HOSTS if host != "*"]
     for origin in settings.CSRF_TRUSTED_ORIGINS:
         host = urlparse(origin).hostname
         if host:
             hosts.append(host)
     return hosts
+
+
+class SameOriginOrAllowlistValidator(OriginValidator):
+    """Let a WebSocket in when its Origin is allowlisted or is the very host it connects to.
+
+    The second rule matters when ALLOWED_HOSTS is "*": a cross-site page can make the
+    browser connect to our Host, but it cannot make the Origin header match it.
+    """
+
+    async def __call__(self, scope, receive, send):
+        headers = dict(scope.get("headers", []))
+        origin = headers.get(b"origin", b"").decode("latin1")
+        host = headers.get(b"host", b"").decode("latin1").lower()
+        parsed = urlparse(origin) if origin else None
+        same_origin = bool(parsed and host and parsed.netloc.lower() == host)
+        if same_origin or self.valid_origin(parsed):
+            return await self.application(scope, receive, send)
+        return await WebsocketDenier()(scope, receive, send)

@@ -414,6 +414,7 @@ UNFOLD = {
     "SITE_HEADER": "OpsCenter",
     "SITE_SUBHEADER": "Advisor content pipeline",
     "SITE_SYMBOL": "hub",
+    "SITE_FAVICONS": [{"rel": "icon", "type": "image/svg+xml", "href": "opscenter.navigation.favicon"}],
     "SHOW_HISTORY": True,
     "SHOW_VIEW_ON_SITE": False,
     "ENVIRONMENT": "opscenter.navigation.environment_badge",

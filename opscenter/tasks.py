@@ -14,10 +14,13 @@ from .redis import redis_client
 HEARTBEAT_KEY = "opscenter:system:heartbeat"
 
 
-@shared_task(name="opscenter.tasks.ping")
-def ping() -> str:
-    """Answer 'pong': proves a worker takes tasks from the broker."""
-    return "pong"
+PING_KEY = "opscenter:ping:{nonce}"
+
+
+@shared_task(name="opscenter.tasks.ping", ignore_result=True)
+def ping(nonce: str) -> None:
+    """Leave 'pong' under the nonce: proves a worker takes tasks off the queue and runs them."""
+    redis_client().set(PING_KEY.format(nonce=nonce), "pong", ex=60)
 
 
 def _queue_length() -> int:

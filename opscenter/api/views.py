@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import django_filters
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, permissions, viewsets
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.response import Response
@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from .. import __version__
 from ..models import ApiToken, AuditEntry, AuditSource
-from ..readiness import check_all
+from ..readiness import check_all, check_task_roundtrip
 from ..roles import roles_of
 from ..services import create_api_token, revoke_api_token
 from .serializers import (
@@ -64,11 +64,18 @@ class ReadyView(APIView):
     throttle_classes: list = []
 
     @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "deep", bool, description="also send the ping task and wait (≤5 s) for a worker to run it"
+            )
+        ],
         responses={200: ReadySerializer, 503: OpenApiResponse(ReadySerializer, "a component is down")},
         summary="Readiness of every component (no auth; details for signed-in users)",
     )
     def get(self, request):
         components = check_all()
+        if request.query_params.get("deep") in {"1", "true", "yes"} and components[1].ok:
+            components.append(check_task_roundtrip())
         show_detail = request.user.is_authenticated and request.user.has_perm("opscenter.view_overview")
         body = {
             "status": "ready" if all(c.ok for c in components) else "not_ready",

@@ -30,19 +30,19 @@ class AuditSource(models.TextChoices):
 class AuditEntry(models.Model):
     """One state change: who did what to which object, from where."""
 
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    created_at = models.DateTimeField("when", default=timezone.now, db_index=True)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     # Kept as text too, so the trail still reads after a user is deleted.
-    actor_label = models.CharField(max_length=150, blank=True)
+    actor_label = models.CharField("actor", max_length=150, blank=True)
     action = models.CharField(max_length=100, db_index=True)
-    target_type = models.CharField(max_length=100, blank=True, db_index=True)
+    target_type = models.CharField("target type", max_length=100, blank=True, db_index=True)
     target_id = models.CharField(max_length=64, blank=True)
-    target_repr = models.CharField(max_length=200, blank=True)
+    target_repr = models.CharField("target", max_length=200, blank=True)
     changes = models.JSONField(default=dict, blank=True)
     source = models.CharField(max_length=10, choices=AuditSource.choices, default=AuditSource.SYSTEM)
-    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    ip_address = models.GenericIPAddressField("IP address", null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -447,6 +447,11 @@ LOGGING = {
     },
 }
 
+# How approved content is delivered: "outbox" (local, default) or a channel added later.
+DELIVERY_CHANNEL = os.environ.get("DELIVERY_CHANNEL", "outbox")
+# How long a reviewer's claim on a queue item lasts without a renewal.
+REVIEW_CLAIM_SECONDS = _int("REVIEW_CLAIM_SECONDS", 120, minimum=10, maximum=3600)
+
 # Admin user created by bootstrap (manage.py bootstrap / make run).
 OPSCENTER_ADMIN_USER = os.environ.get("OPSCENTER_ADMIN_USER", "admin")
 OPSCENTER_ADMIN_PASSWORD = os.environ.get("OPSCENTER_ADMIN_PASSWORD", "")

@@ -18,3 +18,34 @@ def make_user(role: str | None = None, *, username: str | None = None, password:
     if role:
         user.groups.add(Group.objects.get(name=role))
     return user
+
+
+_advisors = itertools.count(1)
+
+
+def make_advisor(**fields):
+    """Create an advisor with a valid, unique ARN and phone."""
+    from advisors.models import Advisor
+
+    n = next(_advisors)
+    defaults = {"name": f"Advisor {n}", "arn": f"ARN-{100000 + n}", "phone": f"+9198{n:08d}", "email": f"a{n}@example.com"}
+    return Advisor.objects.create(**{**defaults, **fields})
+
+
+def make_content(advisor=None, *, status="pending_review", **fields):
+    """Create a content item (pending review unless told otherwise)."""
+    import datetime
+
+    from django.utils import timezone
+
+    from advisors.models import Content
+
+    advisor = advisor or make_advisor()
+    defaults = {
+        "cycle_date": datetime.date(2026, 11, 22),
+        "title": "Why SIPs beat timing the market",
+        "body": "Systematic investing smooths out volatility. Mutual fund investments are subject to market risks.",
+        "topic": "SIP",
+        "submitted_at": timezone.now() if status == "pending_review" else None,
+    }
+    return Content.objects.create(advisor=advisor, status=status, **{**defaults, **fields})

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 from django.contrib.admin.apps import AdminConfig
-from django.urls import path
+from django.urls import URLPattern, URLResolver, path
 from unfold.sites import UnfoldAdminSite
 
 from .roles import may_use_console
+
+
+# Apps add their console pages here from AppConfig.ready(); each provider gets the site
+# (for site.admin_view) and returns URL patterns mounted under /admin/.
+_console_url_providers: list[Callable[[UnfoldAdminSite], list[URLPattern | URLResolver]]] = []
+
+
+def register_console_urls(provider: Callable[[UnfoldAdminSite], list[URLPattern | URLResolver]]) -> None:
+    """Mount an app's console pages in the admin shell (names live in the admin namespace)."""
+    _console_url_providers.append(provider)
 
 
 class OpsAdminSite(UnfoldAdminSite):
@@ -31,6 +43,7 @@ class OpsAdminSite(UnfoldAdminSite):
             path("section/<slug:slug>/", self.admin_view(views.section), name="opscenter_section"),
             path("account/tokens/", self.admin_view(views.api_tokens), name="opscenter_tokens"),
             path("account/tokens/<int:pk>/revoke/", self.admin_view(views.revoke_token), name="opscenter_token_revoke"),
+            *(pattern for provider in _console_url_providers for pattern in provider(self)),
         ]
 
 

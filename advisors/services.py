@@ -253,6 +253,7 @@ def deliver(delivery_id: int) -> Delivery | None:
     The row is locked for the send, so a second worker skips it; a delivery that is
     no longer queued is left alone.
     """
+    retry_error: TransportError | None = None
     with transaction.atomic():
         delivery = (
             Delivery.objects.select_for_update(skip_locked=True)
@@ -272,18 +273,22 @@ def deliver(delivery_id: int) -> Delivery | None:
             delivery.save(update_fields=["attempts", "last_error", "status", "updated_at"])
             if exc.permanent:
                 transition_content(delivery.content, "mark_failed")
-                return delivery
-            raise
-        now = timezone.now()
-        delivery.status = DeliveryStatus.DELIVERED if sent.delivered else DeliveryStatus.SENT
-        delivery.provider_message_id = sent.provider_message_id
-        delivery.sent_at = now
-        delivery.delivered_at = now if sent.delivered else None
-        delivery.last_error = ""
-        delivery.save()
-        record_audit("delivery.sent", target=delivery, changes={"status": delivery.status})
-        if sent.delivered:
-            transition_content(delivery.content, "mark_delivered")
+            else:
+                # Raised after the commit, so the attempt and its error are kept.
+                retry_error = exc
+        else:
+            now = timezone.now()
+            delivery.status = DeliveryStatus.DELIVERED if sent.delivered else DeliveryStatus.SENT
+            delivery.provider_message_id = sent.provider_message_id
+            delivery.sent_at = now
+            delivery.delivered_at = now if sent.delivered else None
+            delivery.last_error = ""
+            delivery.save()
+            record_audit("delivery.sent", target=delivery, changes={"status": delivery.status})
+            if sent.delivered:
+                transition_content(delivery.content, "mark_delivered")
+    if retry_error is not None:
+        raise retry_error
     delivery.refresh_from_db()
     return delivery
 

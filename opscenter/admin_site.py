@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from django.contrib.admin.apps import AdminConfig
 from django.urls import URLPattern, URLResolver, path
 from unfold.sites import UnfoldAdminSite
 
 from .roles import may_use_console
-
 
 # Apps add their console pages here from AppConfig.ready(); each provider gets the site
 # (for site.admin_view) and returns URL patterns mounted under /admin/.

@@ -22,4 +22,4 @@ def sync_roles_after_migrate(using=DEFAULT_DB_ALIAS, **kwargs) -> None:
     changes = ensure_roles()
     if changes:
         record_audit("roles.synced", changes=changes)
-        logger.info("roles updated: %s", changes)
+        logger.debug("roles updated: %s", changes)

@@ -93,6 +93,7 @@ class Command(BaseCommand):
         try:
             manager.loop()
         finally:
+            (settings.VAR_DIR / "serve.pid").unlink(missing_ok=True)
             if redis_process is not None:
                 redis_process.terminate()
                 try:

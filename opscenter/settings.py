@@ -405,6 +405,12 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    # Several models have a `status` field; name their enums after the model.
+    "ENUM_NAME_OVERRIDES": {
+        "AdvisorStatusEnum": "advisors.models.AdvisorStatus",
+        "ContentStatusEnum": "advisors.models.ContentStatus",
+        "DeliveryStatusEnum": "advisors.models.DeliveryStatus",
+    },
 }
 API_TOKEN_MAX_DAYS = _int("API_TOKEN_MAX_DAYS", 365, minimum=1, maximum=3650)
 

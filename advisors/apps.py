@@ -1,3 +1,5 @@
+from importlib import import_module
+
 from django.apps import AppConfig
 
 
@@ -30,3 +32,7 @@ class AdvisorsConfig(AppConfig):
             return {"counters": queue_counters()}
 
         register_topic("content", permission="advisors.view_content", snapshot=content_snapshot)
+
+        from opscenter.admin_site import register_console_urls
+
+        register_console_urls(lambda site: import_module("advisors.review.urls").console_urls(site))

@@ -68,10 +68,23 @@ def content_event(content: Content) -> dict[str, Any]:
     }
 
 
+# How each action reads in "it can no longer be …".
+_ACTION_PAST = {
+    "submit": "submitted for review",
+    "approve": "approved",
+    "reject": "rejected",
+    "request_revision": "sent back for revision",
+    "schedule": "scheduled",
+    "mark_delivered": "marked delivered",
+    "mark_failed": "marked failed",
+    "claim": "claimed for review",
+}
+
+
 def _conflict_message(content: Content, action: str) -> str:
     who = f" by {content.reviewer.get_username()}" if content.reviewer_id else ""
     label = ContentStatus(content.status).label.lower()
-    return f"“{content.title}” is already {label}{who}; it can no longer be {action.replace('_', ' ')}d."
+    return f"“{content.title}” is already {label}{who}; it can no longer be {_ACTION_PAST.get(action, action)}."
 
 
 def transition_content(

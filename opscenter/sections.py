@@ -21,8 +21,10 @@ class Section:
 SECTIONS: tuple[Section, ...] = (
     Section("overview", "Overview", "dashboard", "Components, live connection and version.", "admin:index"),
     Section("agents", "Agents", "account_tree", "The live agent hierarchy, runs, logs, manual triggers and schedules."),
-    Section("review", "Review queue", "fact_check", "Approve, reject or send back generated content, on a phone too."),
-    Section("advisors", "Advisors", "groups", "Advisor profiles, import and export, content history and deliveries."),
+    Section("review", "Review queue", "fact_check", "Approve, reject or send back generated content, on a phone too.",
+            "admin:review_queue"),
+    Section("advisors", "Advisors", "groups", "Advisor profiles, import and export, content history and deliveries.",
+            "admin:advisors_advisor_changelist"),
     Section("health", "Health", "monitor_heart", "Health checks of every component, uptime and latency history."),
     Section("alerts", "Alerts", "notifications_active", "Alert rules, firing alerts, acknowledgements, silences and SLOs."),
     Section("logs", "Logs", "receipt_long", "Searchable logs from web, workers and agents with live tail."),

@@ -248,3 +248,60 @@ def running_system(e2e_test_database, django_db_blocker):
 
             reset(ip="127.0.0.1")  # the wrong-password tests must not lock out a reused database
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@dataclass
+class ReviewQueueData:
+    reviewers: list[Credentials]
+    advisor_id: int
+    items: dict[str, int]  # role in the test -> content id, oldest first
+
+
+@pytest.fixture(scope="module")
+def review_queue_data(running_system, django_db_blocker):
+    """Two reviewers and three pending items for an advisor of their own; all removed afterwards.
+
+    Request it before `browser` (the ORM is refused here while Playwright runs).
+    """
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from advisors.models import Advisor, Content, Delivery
+    from tests.factories import make_content
+
+    port = int(running_system.base_url.rsplit(":", 1)[1])
+    body = "Our equity fund offers guaranteed returns of 15% a year. Start your SIP today."
+    claim = body.index("guaranteed")
+    with django_db_blocker.unblock():
+        users = [make_user("Reviewer", username=f"e2e-reviewer{n}-{port}") for n in (1, 2)]
+        advisor = Advisor.objects.create(name=f"E2E Advisor {port}", arn=f"ARN-{port}", phone=f"+9177{port:08d}")
+        now = timezone.now()
+        items = {
+            role: make_content(
+                advisor,
+                title=f"{role.capitalize()} me {port}",
+                body=body,
+                compliance_verdict="fail" if role == "reject" else "pass",
+                compliance_findings=[
+                    {"rule": "banned-claim", "severity": "high", "message": "Promises guaranteed returns.",
+                     "start": claim, "end": claim + 18}
+                ] if role == "reject" else [],
+                submitted_at=now - timedelta(minutes=10 - n),
+            ).pk
+            for n, role in enumerate(("approve", "reject", "keep"))
+        }
+    try:
+        yield ReviewQueueData(
+            reviewers=[Credentials(u.username, PASSWORD, "Reviewer") for u in users],
+            advisor_id=advisor.pk,
+            items=items,
+        )
+    finally:
+        with django_db_blocker.unblock():
+            ids = list(items.values())
+            Delivery.objects.filter(content_id__in=ids).delete()  # outbox messages go with them
+            Content.objects.filter(pk__in=ids).delete()
+            advisor.delete()
+            for user in users:
+                user.delete()

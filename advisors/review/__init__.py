@@ -1,0 +1,1 @@
+"""The review queue page: cards, review actions, claims and live updates, in the admin shell."""

@@ -49,3 +49,14 @@ def make_content(advisor=None, *, status="pending_review", **fields):
         "submitted_at": timezone.now() if status == "pending_review" else None,
     }
     return Content.objects.create(advisor=advisor, status=status, **{**defaults, **fields})
+
+
+def session_cookie(user) -> bytes:
+    """Sign `user` in as a browser would and return the Cookie header value."""
+    from django.conf import settings
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    name = settings.SESSION_COOKIE_NAME
+    return f"{name}={client.cookies[name].value}".encode()

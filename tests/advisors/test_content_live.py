@@ -9,25 +9,16 @@ from __future__ import annotations
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.conf import settings
-from django.test import Client
 
 from advisors.services import approve_content, claim_content, reject_content, submit_for_review
 from opscenter.asgi import application
-from tests.factories import make_content, make_user
+from tests.factories import make_content, make_user, session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 LOCAL_ORIGIN = b"http://localhost"
 TIMEOUT = 2
 
-
-def session_cookie(user) -> bytes:
-    """Sign `user` in as a browser would and return the Cookie header value."""
-    client = Client()
-    client.force_login(user)
-    name = settings.SESSION_COOKIE_NAME
-    return f"{name}={client.cookies[name].value}".encode()
 
 
 @pytest.fixture

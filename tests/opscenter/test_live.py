@@ -13,14 +13,12 @@ from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
-from django.conf import settings as django_settings
 from django.db import transaction
-from django.test import Client
 
 from opscenter.asgi import application
 from opscenter.live import publish
 from opscenter.routing import SameOriginOrAllowlistValidator, allowed_origins, websocket_urlpatterns
-from tests.factories import make_user
+from tests.factories import make_user, session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -28,13 +26,6 @@ LOCAL_ORIGIN = b"http://localhost"
 FOREIGN_ORIGIN = b"http://evil.example"
 TIMEOUT = 2
 
-
-def session_cookie(user) -> bytes:
-    """Sign `user` in as a browser would and return the Cookie header value."""
-    client = Client()
-    client.force_login(user)
-    name = django_settings.SESSION_COOKIE_NAME
-    return f"{name}={client.cookies[name].value}".encode()
 
 
 @pytest.fixture

@@ -127,6 +127,12 @@ class Content(models.Model):
             models.Index(
                 fields=["submitted_at", "id"], condition=Q(status="pending_review"), name="content_queue_idx"
             ),
+            # The queue filtered by cycle: one cycle holds thousands of pending items.
+            models.Index(
+                fields=["cycle_date", "submitted_at", "id"],
+                condition=Q(status="pending_review"),
+                name="content_queue_cycle_idx",
+            ),
             models.Index(fields=["status", "cycle_date", "id"], name="content_status_cycle_idx"),
             models.Index(fields=["status", "compliance_verdict", "id"], name="content_status_verdict_idx"),
             models.Index(fields=["status", "kind", "id"], name="content_status_kind_idx"),

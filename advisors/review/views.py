@@ -50,7 +50,7 @@ from .highlight import Finding, clean_findings, highlight
 
 VIEW = "advisors.view_content"
 REVIEW = "advisors.review_content"
-PAGE_SIZE = 20
+PAGE_SIZE = 10  # a phone shows two or three cards; "Load more" fetches the next ten
 MAX_IDS = 200  # per bulk action or partial request
 
 # action -> (service, what the reviewer did, in words)

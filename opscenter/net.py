@@ -38,3 +38,35 @@ def client_ip_from(remote_addr: str, forwarded_for: str | None) -> str:
 def client_ip(request: HttpRequest) -> str:
     """Return the request's client address (used by the lockout, throttles and audit)."""
     return client_ip_from(request.META.get("REMOTE_ADDR", ""), request.META.get("HTTP_X_FORWARDED_FOR"))
+
+
+class OutboundRefused(ValueError):
+    """An outbound request to a host we must not call (a private or local address)."""
+
+
+def check_outbound_url(url: str) -> None:
+    """Refuse URLs whose host is, or resolves to, a private, loopback or link-local address.
+
+    A webhook target is typed in by a user; without this, OpsCenter could be made to call
+    services on its own network (SSRF). Hosts in OUTBOUND_ALLOWED_HOSTS, or every host when
+    OUTBOUND_ALLOW_PRIVATE is on, are let through.
+    """
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise OutboundRefused(f"{url!r} is not an http(s) URL.")
+    host = parts.hostname
+    if settings.OUTBOUND_ALLOW_PRIVATE or host in settings.OUTBOUND_ALLOWED_HOSTS:
+        return
+    try:
+        infos = socket.getaddrinfo(host, parts.port or (443 if parts.scheme == "https" else 80))
+    except OSError as exc:
+        raise OutboundRefused(f"cannot resolve {host}: {exc}") from None
+    for info in infos:
+        ip = ipaddress.ip_address(info[4][0])
+        if not ip.is_global:
+            raise OutboundRefused(
+                f"{host} resolves to the non-public address {ip}; add it to OUTBOUND_ALLOWED_HOSTS to allow it."
+            )

@@ -224,6 +224,36 @@ CELERY_BEAT_SCHEDULE = {
 }
 DJANGO_CELERY_BEAT_TZ_AWARE = True
 
+# --- Agent runtime --------------------------------------------------------------------------
+# Modules whose @agent functions make up the hierarchy; OPSCENTER_AGENT_MODULES adds more.
+AGENT_MODULES = ["agents.builtin", *_list("OPSCENTER_AGENT_MODULES", [])]
+AGENT_HEARTBEAT_SECONDS = _int("AGENT_HEARTBEAT_SECONDS", 5, minimum=1, maximum=300)
+# A running run whose heartbeat is older than this is failed as "worker lost" by the reaper.
+AGENT_LOST_AFTER_SECONDS = _int("AGENT_LOST_AFTER_SECONDS", 60, minimum=3, maximum=3600)
+AGENT_REAPER_SECONDS = _int("AGENT_REAPER_SECONDS", 15, minimum=1, maximum=3600)
+AGENT_HARD_LIMIT_GRACE_SECONDS = _int("AGENT_HARD_LIMIT_GRACE_SECONDS", 30, minimum=1, maximum=3600)
+AGENT_RETRY_DELAY_SECONDS = _int("AGENT_RETRY_DELAY_SECONDS", 10, minimum=0, maximum=3600)
+AGENT_RETRY_MAX_DELAY_SECONDS = 600
+AGENT_PROGRESS_INTERVAL_SECONDS = 0.25  # progress and log events: at most four a second per run
+if AGENT_LOST_AFTER_SECONDS < 2 * AGENT_HEARTBEAT_SECONDS:
+    raise ImproperlyConfigured(
+        "AGENT_LOST_AFTER_SECONDS must be at least twice AGENT_HEARTBEAT_SECONDS, "
+        "or healthy runs would be reaped between two heartbeats"
+    )
+CELERY_BEAT_SCHEDULE["agents: reap lost runs"] = {
+    "task": "agents.tasks.reap_runs",
+    "schedule": float(AGENT_REAPER_SECONDS),
+    "options": {"expires": AGENT_REAPER_SECONDS * 2},
+}
+
+# --- Outbound HTTP (webhook agents, later notification and delivery channels) ---------------
+WEBHOOK_TIMEOUT_SECONDS = 10
+WEBHOOK_MAX_ATTEMPTS = _int("WEBHOOK_MAX_ATTEMPTS", 5, minimum=1, maximum=20)
+WEBHOOK_RETRY_DELAY_SECONDS = _int("WEBHOOK_RETRY_DELAY_SECONDS", 5, minimum=0, maximum=3600)
+# Targets on private or local addresses are refused (SSRF) unless listed or allowed here.
+OUTBOUND_ALLOW_PRIVATE = _bool("OUTBOUND_ALLOW_PRIVATE", False)
+OUTBOUND_ALLOWED_HOSTS = _list("OUTBOUND_ALLOWED_HOSTS", [])
+
 # --- Applications ---------------------------------------------------------------------------
 INSTALLED_APPS = [
     "daphne",

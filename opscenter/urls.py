@@ -15,6 +15,7 @@ urlpatterns = [
     path("api/v1/ready", api_views.ReadyView.as_view(), name="api-ready"),
     path("api/v1/", include("opscenter.api.urls")),
     path("api/v1/", include("advisors.api.urls")),
+    path("api/v1/", include("agents.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
 ]

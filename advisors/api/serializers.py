@@ -117,19 +117,3 @@ class BulkRejectResultSerializer(serializers.Serializer):
     results = BulkItemResultSerializer(many=True)
     rejected = serializers.IntegerField()
     failed = serializers.IntegerField()
-
-
-class ErrorBodySerializer(serializers.Serializer):
-    status = serializers.IntegerField()
-    code = serializers.CharField()
-    message = serializers.CharField()
-    fields = serializers.DictField(
-        child=serializers.ListField(child=serializers.CharField()), required=False,
-        help_text="per-field messages, for validation errors only",
-    )
-
-
-class ErrorSerializer(serializers.Serializer):
-    """The project's one error shape."""
-
-    error = ErrorBodySerializer()

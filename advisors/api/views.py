@@ -5,11 +5,12 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
 from django_filters.rest_framework import DjangoFilterBackend
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import exceptions, filters, mixins, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from opscenter.api.errors import documented_errors as _errors
 from opscenter.api.permissions import RoleModelPermissions, TokenScopePermission, require
 from opscenter.models import AuditSource
 
@@ -25,21 +26,9 @@ from .serializers import (
     BulkRejectSerializer,
     BulkReviewSerializer,
     ContentSerializer,
-    ErrorSerializer,
     NoteRequiredReviewActionSerializer,
     ReviewActionSerializer,
 )
-
-
-def _errors(*codes: int) -> dict[int, OpenApiResponse]:
-    described = {
-        400: "invalid fields (see error.fields) or a refused action",
-        401: "not authenticated",
-        403: "your role or your token's scope does not allow this",
-        404: "no such item",
-        409: "someone acted first, or the version you sent is stale",
-    }
-    return {code: OpenApiResponse(ErrorSerializer, described[code]) for code in codes}
 
 
 def _as_validation_error(exc: DjangoValidationError) -> exceptions.ValidationError:

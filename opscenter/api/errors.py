@@ -24,10 +24,28 @@ def _flatten(detail) -> str:
     return str(detail)
 
 
+def documented_errors(*codes: int) -> dict:
+    """Describe the error responses an endpoint can give, for the OpenAPI schema."""
+    from drf_spectacular.utils import OpenApiResponse
+
+    from .serializers import ErrorSerializer
+
+    described = {
+        400: "invalid fields (see error.fields) or a refused action",
+        401: "not authenticated",
+        403: "your role or your token's scope does not allow this",
+        404: "no such item",
+        409: "someone acted first, or the item is no longer in a state that allows this",
+    }
+    return {code: OpenApiResponse(ErrorSerializer, described[code]) for code in codes}
+
+
 def exception_handler(exc, context):
     """Render every API error, including domain refusals, in the one shape."""
     if isinstance(exc, DomainError):
         body = {"status": exc.status, "code": exc.code, "message": str(exc)}
+        if getattr(exc, "fields", None):
+            body["fields"] = exc.fields
         return Response({"error": body}, status=exc.status)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()

@@ -67,3 +67,19 @@ class MeSerializer(serializers.Serializer):
     is_superuser = serializers.BooleanField()
     authenticated_by = serializers.ChoiceField(choices=["session", "token"])
     token = ApiTokenSerializer(allow_null=True)
+
+
+class ErrorBodySerializer(serializers.Serializer):
+    status = serializers.IntegerField()
+    code = serializers.CharField()
+    message = serializers.CharField()
+    fields = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()), required=False,
+        help_text="per-field messages, for validation errors only",
+    )
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The project's one error shape."""
+
+    error = ErrorBodySerializer()

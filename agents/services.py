@@ -668,6 +668,7 @@ def hierarchy_snapshot(user=None) -> dict[str, Any]:
             "in_code": a.in_code,
             "description": a.description,
             "state": last["status"] if last else "idle",
+            "state_label": RunStatus(last["status"]).label if last else "Idle",
             "active_runs": state.get("active_runs", 0),
             "success_rate": state.get("success_rate"),
             "finished_runs": state.get("finished_runs", 0),

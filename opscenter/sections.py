@@ -20,7 +20,8 @@ class Section:
 
 SECTIONS: tuple[Section, ...] = (
     Section("overview", "Overview", "dashboard", "Components, live connection and version.", "admin:index"),
-    Section("agents", "Agents", "account_tree", "The live agent hierarchy, runs, logs, manual triggers and schedules."),
+    Section("agents", "Agents", "account_tree", "The live agent hierarchy, runs, logs, manual triggers and schedules.",
+            "admin:agents_hierarchy"),
     Section("review", "Review queue", "fact_check", "Approve, reject or send back generated content, on a phone too.",
             "admin:review_queue"),
     Section("advisors", "Advisors", "groups", "Advisor profiles, import and export, content history and deliveries.",

@@ -99,6 +99,11 @@
       if (!socket) connect();
       else send({ action: "subscribe", topics: [topic] });
     },
+    /** Ask for a fresh snapshot of `topic` (e.g. when derived figures need recounting). */
+    resync(topic) {
+      lastSeq.delete(topic);
+      send({ action: "resync", topic });
+    },
     onState(fn) {
       stateListeners.push(fn);
       fn(state);

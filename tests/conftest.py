@@ -6,6 +6,7 @@ import pytest
 from django.db import connection
 from rest_framework.test import APIClient
 
+import tests.agents.sample_agents  # noqa: F401  (test agents exist in every test database, e2e included)
 from opscenter.redis import redis_client
 from tests.factories import make_user
 

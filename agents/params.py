@@ -161,6 +161,10 @@ def clean_params(schema: dict, data: dict | None) -> dict:
             raise ParamsInvalid({name: ["Must be true or false."]})
         if prop.get("type") in {"integer", "number"} and isinstance(value, bool):
             raise ParamsInvalid({name: ["Must be a number."]})
+        if prop.get("type") == "string" and value is not None and not isinstance(value, str):
+            raise ParamsInvalid({name: ["Must be a string."]})
+        if prop.get("type") == "array" and value is not None and not isinstance(value, list | str):
+            raise ParamsInvalid({name: ["Must be a list (or comma-separated text)."]})
         form_data[name] = value
     for name, prop in schema["properties"].items():
         if name not in form_data and "default" in prop:

@@ -68,7 +68,7 @@ def set_schedule(
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise InvalidSchedule(f"“{tz}” is not a time zone; use an IANA name such as Asia/Kolkata.") from None
     with transaction.atomic():
-        agent = Agent.objects.select_for_update().select_related("schedule__crontab").get(pk=agent.pk)
+        agent = Agent.objects.select_for_update(of=("self",)).select_related("schedule__crontab").get(pk=agent.pk)
         before = {"cron": cron_of(agent), "enabled": bool(agent.schedule and agent.schedule.enabled)}
         if not cron:
             if agent.schedule is None:

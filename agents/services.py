@@ -283,17 +283,23 @@ def finish_run(
     what it started, and is retried when its agent allows more attempts.
     """
     with transaction.atomic():
-        run = AgentRun.objects.select_for_update().select_related("agent").get(pk=run_id)
+        run = AgentRun.objects.select_for_update(of=("self",)).select_related("agent").get(pk=run_id)
         if run.is_final:
             return run
         now = timezone.now()
-        if status == RunStatus.SUCCEEDED and _active_children(run).exists():
-            run.awaiting_children = True
-            run.result = result
-            run.heartbeat_at = now
-            run.save(update_fields=["awaiting_children", "result", "heartbeat_at"])
-            publish_run(run)
-            return run
+        if status == RunStatus.SUCCEEDED:
+            children = list(AgentRun.objects.filter(parent_id=run.pk).select_related("agent"))
+            if any(child.status in ACTIVE_STATUSES for child in children):
+                run.awaiting_children = True
+                run.result = result
+                run.heartbeat_at = now
+                run.save(update_fields=["awaiting_children", "result", "heartbeat_at"])
+                publish_run(run)
+                return run
+            # Children that ended before the parent's own code returned count just the same.
+            failed = _failed_children(children)
+            if failed:
+                status, error, allow_retry = RunStatus.FAILED, _children_error(failed, children), False
         if status != RunStatus.SUCCEEDED:
             _request_cancel_below(run)
         run.status = status
@@ -322,6 +328,8 @@ def _schedule_retry(run: AgentRun) -> AgentRun | None:
     agent = run.agent
     if run.attempt > agent.retries or not agent.enabled or agent.kind == AgentKind.EXTERNAL:
         return None
+    if run.cancel_requested_at is not None:
+        return None  # someone cancelled it: a lost worker must not bring it back
     if run.parent_id and AgentRun.objects.filter(pk=run.parent_id, status__in=FINAL_STATUSES).exists():
         return None
     retry = _create_run(
@@ -347,20 +355,28 @@ def _superseded(child: AgentRun, children: list[AgentRun]) -> bool:
     return any(other.retry_of_id == child.pk for other in children)
 
 
+def _failed_children(children: list[AgentRun]) -> list[AgentRun]:
+    """Children that did not succeed and were not retried by a sibling attempt."""
+    return [c for c in children if c.status != RunStatus.SUCCEEDED and not _superseded(c, children)]
+
+
+def _children_error(failed: list[AgentRun], children: list[AgentRun]) -> str:
+    names = ", ".join(sorted({c.agent.slug for c in failed}))
+    return f"{len(failed)} of {len(children)} child runs did not succeed ({names})."
+
+
 def settle_parent(run_id: int) -> AgentRun | None:
     """End a run that was waiting for its children, once none is active; walks up the tree."""
     with transaction.atomic():
-        run = AgentRun.objects.select_for_update().select_related("agent").filter(pk=run_id).first()
+        run = AgentRun.objects.select_for_update(of=("self",)).select_related("agent").filter(pk=run_id).first()
         if run is None or run.is_final or not run.awaiting_children:
             return run
         children = list(AgentRun.objects.filter(parent_id=run.pk).select_related("agent"))
         if any(child.status in ACTIVE_STATUSES for child in children):
             return run
-        failed = [c for c in children if c.status != RunStatus.SUCCEEDED and not _superseded(c, children)]
+        failed = _failed_children(children)
     if failed:
-        names = ", ".join(sorted({c.agent.slug for c in failed}))
-        error = f"{len(failed)} of {len(children)} child runs did not succeed ({names})."
-        return finish_run(run_id, RunStatus.FAILED, error=error, allow_retry=False)
+        return finish_run(run_id, RunStatus.FAILED, error=_children_error(failed, children), allow_retry=False)
     return finish_run(run_id, RunStatus.SUCCEEDED)
 
 
@@ -373,7 +389,7 @@ def cancel_run(run: AgentRun, *, by, source: str = AuditSource.UI, request: Http
     from . import tasks
 
     with transaction.atomic():
-        run = AgentRun.objects.select_for_update().select_related("agent").get(pk=run.pk)
+        run = AgentRun.objects.select_for_update(of=("self",)).select_related("agent").get(pk=run.pk)
         if run.is_final:
             raise RunConflict(f"Run #{run.pk} already {RunStatus(run.status).label.lower()}; there is nothing to cancel.")
         if run.cancel_requested_at and run.status == RunStatus.RUNNING:
@@ -458,7 +474,11 @@ def reap_runs(now=None) -> dict[str, list[int]]:
     for run in silent_builtin:
         limit = run.agent.timeout_seconds + settings.AGENT_HARD_LIMIT_GRACE_SECONDS
         seen = run.heartbeat_at.isoformat(timespec="seconds")
-        if run.started_at and (now - run.started_at).total_seconds() > limit:
+        if run.cancel_requested_at is not None:
+            # Cancelled while its worker was gone: what was asked for happened, just not cleanly.
+            finish_run(run.pk, RunStatus.CANCELLED, error=f"Cancelled; its worker was lost (last heartbeat {seen}).")
+            reaped["lost"].append(run.pk)
+        elif run.started_at and (now - run.started_at).total_seconds() > limit:
             finish_run(run.pk, RunStatus.TIMED_OUT,
                        error=f"Stopped after its {run.agent.timeout_seconds} s limit; last heartbeat {seen}.")
             reaped["timed_out"].append(run.pk)
@@ -551,7 +571,7 @@ def report_run_update(
     if status is not None and status not in {RunStatus.RUNNING, *FINAL_STATUSES}:
         raise InvalidReport(f"Status must be one of running, {', '.join(sorted(FINAL_STATUSES))}.")
     with transaction.atomic():
-        run = AgentRun.objects.select_for_update().select_related("agent").get(pk=run.pk)
+        run = AgentRun.objects.select_for_update(of=("self",)).select_related("agent").get(pk=run.pk)
         if run.agent.kind == AgentKind.BUILTIN:
             raise InvalidReport("Built-in runs are recorded by the worker, not reported.")
         if run.is_final:

@@ -110,3 +110,20 @@ def tree_leaf(ctx: RunContext) -> dict:
         raise RuntimeError("leaf failed on purpose")
     ctx.log("leaf done")
     return {"leaf": True}
+
+
+@agent(
+    "test-patient-parent",
+    description="Starts a failing child, then waits for it to end before returning.",
+    timeout=30,
+)
+def patient_parent(ctx: RunContext) -> dict:
+    child = ctx.child("test-fail")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        ctx.check_cancelled()
+        child.refresh_from_db(fields=["status"])
+        if child.is_final:
+            break
+        time.sleep(0.1)
+    return {"child": child.pk, "child_status": child.status}

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,16 +18,15 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote, urlencode
 
 import pytest
 from django.conf import settings
 from django.db import connection
 
 from tests.factories import PASSWORD, make_user
+from tests.processes import ROOT, free_port, subprocess_database_url, tails
 from tests.services import RedisServer
 
-ROOT = Path(__file__).resolve().parents[2]
 # The database name before any test database exists: if it is unchanged after
 # django_db_setup, pytest-django created nothing (see e2e_test_database).
 _NAME_BEFORE_SETUP = connection.settings_dict["NAME"]
@@ -59,7 +57,7 @@ class RunningSystem:
 
     def logs(self, lines: int = 40) -> str:
         """Return the tail of every process's output, for failure messages."""
-        return _tails(self.log_dir, self.processes, lines)
+        return tails(self.log_dir, self.processes, lines)
 
 
 @pytest.fixture(scope="session")
@@ -111,44 +109,6 @@ def e2e_test_database(django_db_setup, django_db_blocker, django_db_keepdb, djan
             teardown_databases(config, verbosity=0)
 
 
-def _test_database_url() -> str:
-    """Return a DATABASE_URL for the test database django_db_setup has just created."""
-    db = connection.settings_dict
-    if connection.vendor == "sqlite":
-        name = str(db["NAME"])
-        if connection.is_in_memory_db() or not name:
-            pytest.skip("browser tests need a file-based SQLite test database (settings TEST NAME)")
-        return f"sqlite:///{name}"
-    if connection.vendor == "postgresql":
-        user = quote(db.get("USER") or "", safe="")
-        password = quote(db.get("PASSWORD") or "", safe="")
-        auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
-        host = db.get("HOST") or ""
-        if host.startswith("/"):  # a unix socket directory, as django-environ reads it back
-            host = quote(host, safe="")
-        port = f":{db['PORT']}" if db.get("PORT") else ""
-        options = {k: v for k, v in (db.get("OPTIONS") or {}).items() if isinstance(v, (str, int))}
-        query = f"?{urlencode(options)}" if options else ""
-        return f"postgres://{auth}{host}{port}/{quote(db['NAME'], safe='')}{query}"
-    pytest.skip(f"browser tests do not know how to share a {connection.vendor} test database")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _tails(log_dir: Path, processes: dict[str, subprocess.Popen], lines: int) -> str:
-    parts = []
-    for name, process in processes.items():
-        path = log_dir / f"{name}.log"
-        text = path.read_text(errors="replace") if path.exists() else ""
-        tail = "\n".join(text.splitlines()[-lines:]) or "(no output)"
-        parts.append(f"----- {name} (exit code {process.poll()}) {path}\n{tail}")
-    return "\n".join(parts)
-
-
 def _stop(processes: dict[str, subprocess.Popen]) -> None:
     # Web first (no new work), then beat, then the worker so it can finish what it holds.
     for name in ("web", "beat", "worker"):
@@ -185,12 +145,12 @@ def _wait_for_health(base_url: str, processes: dict[str, subprocess.Popen]) -> s
 @pytest.fixture(scope="module")
 def running_system(e2e_test_database, django_db_blocker):
     """Start web, worker and beat on the test database; yield URLs and credentials."""
-    database_url = _test_database_url()
+    database_url = subprocess_database_url()
     workdir = Path(tempfile.mkdtemp(prefix="opscenter-e2e-"))
     redis_dir = workdir / "redis"
     redis_dir.mkdir()
     redis_server = RedisServer(redis_dir).start()
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "opscenter.settings",
@@ -198,6 +158,7 @@ def running_system(e2e_test_database, django_db_blocker):
         "REDIS_URL": redis_server.url,
         "OPSCENTER_VAR_DIR": str(settings.VAR_DIR),
         "OPSCENTER_HEARTBEAT_SECONDS": "2",
+        "OPSCENTER_AGENT_MODULES": "tests.agents.sample_agents",
         "PORT": str(port),
         "PYTHONUNBUFFERED": "1",
     }
@@ -229,7 +190,7 @@ def running_system(e2e_test_database, django_db_blocker):
         base_url = f"http://127.0.0.1:{port}"
         problem = _wait_for_health(base_url, processes)
         if problem:
-            pytest.fail(f"OpsCenter did not start: {problem}\n{_tails(workdir, processes, 60)}", pytrace=False)
+            pytest.fail(f"OpsCenter did not start: {problem}\n{tails(workdir, processes, 60)}", pytrace=False)
 
         credentials = {}
         with django_db_blocker.unblock():

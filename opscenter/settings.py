@@ -440,6 +440,8 @@ SPECTACULAR_SETTINGS = {
         "AdvisorStatusEnum": "advisors.models.AdvisorStatus",
         "ContentStatusEnum": "advisors.models.ContentStatus",
         "DeliveryStatusEnum": "advisors.models.DeliveryStatus",
+        "RunStatusEnum": "agents.models.RunStatus",
+        "ReportedRunStatusEnum": ["running", "succeeded", "failed", "cancelled", "timed_out"],
     },
 }
 API_TOKEN_MAX_DAYS = _int("API_TOKEN_MAX_DAYS", 365, minimum=1, maximum=3650)

@@ -21,6 +21,16 @@ def _clean_redis_and_cache():
 
 
 @pytest.fixture(autouse=True)
+def _fresh_channel_layers():
+    """A channel layer holds connections bound to the event loop that made them; each test gets its own."""
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hasher(settings):
     # The real hasher is slow on purpose; tests create many users.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -78,6 +78,7 @@ def set_schedule(
                          source=source, request=request)
             return None
         fields = parse_cron(cron)
+        _check_runs_without_input(agent)
         crontab, _ = CrontabSchedule.objects.get_or_create(timezone=zone, **fields)
         task = agent.schedule
         if task is None:
@@ -96,6 +97,18 @@ def set_schedule(
             source=source, request=request,
         )
     return task
+
+
+def _check_runs_without_input(agent: Agent) -> None:
+    """A schedule starts runs with the defaults: refuse one that could never start."""
+    from .params import ParamsInvalid, clean_params
+
+    try:
+        clean_params(agent.params_schema, {})
+    except ParamsInvalid as exc:
+        raise InvalidSchedule(
+            f"{agent.name} needs parameters without defaults ({', '.join(exc.errors)}); a schedule cannot supply them."
+        ) from None
 
 
 def next_runs(agent: Agent, count: int = 5, *, now: datetime | None = None) -> list[datetime]:

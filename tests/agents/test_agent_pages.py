@@ -88,13 +88,13 @@ def test_retry_with_edited_parameters_from_the_run_page(client, echo):
 
 def test_admin_sets_a_schedule_and_sees_the_next_runs(client, echo):
     c = _client(client, "Admin")
-    bad = c.post(reverse("admin:agents_schedule", args=["test-echo"]), {"cron": "61 * * *", "timezone": "Mars/Base"})
+    bad = c.post(reverse("admin:agents_schedule", args=["test-slow"]), {"cron": "61 * * *", "timezone": "Mars/Base"})
     assert bad.status_code == 400
-    c.post(reverse("admin:agents_schedule", args=["test-echo"]),
+    c.post(reverse("admin:agents_schedule", args=["test-slow"]),
            {"cron": "30 20 * * *", "timezone": "Asia/Kolkata", "enabled": "on"})
-    echo.refresh_from_db()
-    assert echo.schedule is not None and echo.schedule.enabled
-    page = c.get(reverse("admin:agents_agent", args=["test-echo"])).content.decode()
+    slow = Agent.objects.get(slug="test-slow")
+    assert slow.schedule is not None and slow.schedule.enabled
+    page = c.get(reverse("admin:agents_agent", args=["test-slow"])).content.decode()
     assert "30 20 * * *" in page and "20:30" in page
 
 

@@ -329,3 +329,11 @@ def test_the_schedule_task_skips_a_disabled_agent(agent):
     assert run_scheduled_agent.apply(args=["test-slow"]).get() is None
     assert run_scheduled_agent.apply(args=["no-such-agent"]).get() is None
     assert not agent.runs.exists()
+
+
+def test_a_schedule_is_refused_for_an_agent_whose_required_parameters_have_no_default(admin):
+    echo = Agent.objects.get(slug="test-echo")  # "message" is required and has no default
+    with pytest.raises(InvalidSchedule, match="message"):
+        set_schedule(echo, cron="30 20 * * *", tz="UTC", enabled=True, by=admin)
+    echo.refresh_from_db()
+    assert echo.schedule is None

@@ -38,6 +38,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+try:
+    import websockets
+    from websockets.client import ClientProtocol
+    from websockets.frames import Opcode
+    from websockets.http11 import Response
+    from websockets.protocol import State
+    from websockets.typing import Origin
+    from websockets.uri import parse_uri
+except ImportError:
+    raise SystemExit("bench/live_fanout.py needs `websockets` (pinned in requirements-dev.txt).") from None
+
 from bench.servers import (  # noqa: E402
     BUSY_WARNING,
     Process,
@@ -210,10 +221,6 @@ class LiveClient(asyncio.Protocol):
     """
 
     def __init__(self, url: str, origin: str, cookie: str | None, stats: Stats) -> None:
-        from websockets.client import ClientProtocol
-        from websockets.typing import Origin
-        from websockets.uri import parse_uri
-
         # No extensions: no permessage-deflate, as neither server compresses.
         self.ws = ClientProtocol(parse_uri(url), origin=Origin(origin), extensions=None, max_size=2**20)
         self.cookie = cookie
@@ -244,9 +251,6 @@ class LiveClient(asyncio.Protocol):
                 self.transport.write(data)
 
     def data_received(self, data: bytes) -> None:
-        from websockets.frames import Opcode
-        from websockets.http11 import Response
-
         now = time.time()
         self.ws.receive_data(data)
         for event in self.ws.events_received():
@@ -254,13 +258,13 @@ class LiveClient(asyncio.Protocol):
                 if event.status_code != 101:
                     self._fail(f"handshake refused: HTTP {event.status_code}")
                 continue
-            if event.opcode in (Opcode.TEXT, Opcode.CONT):
+            if event.opcode is Opcode.TEXT or event.opcode is Opcode.CONT:
                 self.fragments.append(event.data)
                 if event.fin:
                     self.on_text(b"".join(self.fragments), now)
                     self.fragments.clear()
         self.flush()  # pongs and close replies
-        if self.ws.close_expected() or self.ws.state.name == "CLOSED":
+        if self.ws.state is State.CLOSED or self.ws.close_expected():
             self.transport.close()
 
     def on_text(self, raw: bytes, now: float) -> None:
@@ -522,8 +526,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.role == "bare-server":
         asyncio.run(serve_bare(args.port))
         return 0
-    import websockets
-
     limit = raise_open_files(4 * max(args.sizes) + 1024)
     print(f"live_fanout: sizes {args.sizes}, {args.rate:g}/s for {args.seconds:g}s each; websockets "
           f"{websockets.__version__}; open-file limit {limit}")

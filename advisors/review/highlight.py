@@ -103,8 +103,13 @@ def highlight(body: str, findings: Any, *, id_prefix: str = "finding") -> SafeSt
     An empty anchor id="<id_prefix>-<index>" precedes each finding's first piece, so a
     list of the findings can link to it; `data-findings` names the findings of a piece.
     """
+    return mark_findings(body, clean_findings(findings, len(body or "")), id_prefix=id_prefix)
+
+
+def mark_findings(body: str, findings: list[Finding], *, id_prefix: str = "finding") -> SafeString:
+    """Return `body` highlighted like highlight() does, from findings already cleaned for it."""
     body = body or ""
-    located = [f for f in clean_findings(findings, len(body)) if f.located]
+    located = [f for f in findings if f.located]
     if not located:
         return mark_safe(escape(body))  # noqa: S308 (escaped just here)
     cuts = sorted({0, len(body), *(f.start for f in located), *(f.end for f in located)})

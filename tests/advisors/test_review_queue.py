@@ -11,12 +11,13 @@ from datetime import timedelta
 import pytest
 from django.contrib.messages import get_messages
 from django.core.files.base import ContentFile
+from django.template import Context, Template
 from django.urls import reverse
 from django.utils import timezone
 
 from advisors.models import Content, ContentStatus, Delivery
 from advisors.review.highlight import clean_findings, highlight
-from advisors.review.views import PAGE_SIZE, compact_age
+from advisors.review.views import PAGE_SIZE, build_card, compact_age
 from advisors.services import approve_content, claim_content
 from tests.factories import make_advisor, make_content, make_user
 
@@ -105,6 +106,46 @@ def test_card_shows_advisor_title_body_verdict_fatigue_run_cycle_kind_and_age(cl
         "3 h 12 min",
     ]:
         assert expected in text, expected
+
+
+# What the card used to compute with template filters, now formatted once in build_card.
+FILTERED = Template(
+    "{{ c.pk }}|{{ c.version }}|{{ c.advisor_id }}|{{ c.generating_run_id|default_if_none:'' }}|"
+    "{{ c.cycle_date|date:'Y-m-d' }}|{{ c.cycle_date|date:'j M Y' }}|{{ c.submitted_at.isoformat }}|"
+    "{{ c.submitted_at|date:'j M Y H:i' }}|{{ c.fatigue_score|floatformat:2 }}|"
+    "{{ c.fatigue_score|stringformat:'.2f' }}"
+)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Kolkata", "America/St_Johns"])
+@pytest.mark.parametrize("score", [0.0, 0.4, 0.405, 0.7, 0.705, 1.0])
+def test_card_text_prints_numbers_and_dates_as_the_template_filters_did(rf, reviewer, zone, score):
+    item = make_content(
+        fatigue_score=score,
+        generating_run_id=123456,
+        cycle_date=datetime.date(2026, 1, 5),
+        # Late evening UTC: the next day in India, the same day in Newfoundland.
+        submitted_at=datetime.datetime(2026, 1, 4, 21, 7, 9, 123456, tzinfo=datetime.UTC),
+    )
+    request = rf.get(QUEUE)
+    request.user = reviewer
+    with timezone.override(zone):
+        text = build_card(item, request).text
+        expected = FILTERED.render(Context({"c": item}))
+    keys = "id version advisor_id run_id cycle_date cycle_label submitted_iso submitted_label fatigue fatigue_value"
+    printed = "|".join(text[key] for key in keys.split())
+    assert printed == expected
+
+
+@pytest.mark.django_db
+def test_sidebar_marks_the_queue_active_only_on_the_queue_page(client, reviewer):
+    # The sidebar's links are built once per process: marking one page active must not stick.
+    active_links = re.compile(r'<a href="([^"]+)" class="[^"]*\bactive"')
+    signed_in(client, reviewer)
+    assert active_links.findall(client.get(QUEUE).content.decode()) == [QUEUE]
+    assert active_links.findall(client.get("/admin/section/health/").content.decode()) == ["/admin/section/health/"]
+    assert active_links.findall(client.get(QUEUE).content.decode()) == [QUEUE]
 
 
 @pytest.mark.django_db

@@ -88,6 +88,9 @@ class AgentRun(models.Model):
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="children")
     root = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="descendants")
     retry_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries")
+    # A run started "after" another waits, queued but not handed to a worker, until that one
+    # succeeds; if it ends otherwise the waiting run is cancelled, never started.
+    upstream = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="downstream")
     attempt = models.PositiveSmallIntegerField(default=1)
     trigger = models.CharField(max_length=10, choices=RunTrigger.choices, default=RunTrigger.MANUAL)
     triggered_by = models.ForeignKey(

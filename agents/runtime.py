@@ -87,9 +87,13 @@ class RunContext:
             self._metrics[name] = (self._metrics.get(name) or 0) + value if add else value
             self._metrics_dirty = True
 
-    def child(self, slug: str, params: dict | None = None) -> AgentRun:
-        """Queue a child run; this run waits for it without holding its worker."""
-        run = services.start_child_run(self.run, slug, params)
+    def child(self, slug: str, params: dict | None = None, *, after: AgentRun | None = None) -> AgentRun:
+        """Queue a child run; this run waits for it without holding its worker.
+
+        With `after`, the child starts only once that run (a sibling) has succeeded, and is
+        cancelled if it does not: a pipeline of stages without anyone waiting in a worker.
+        """
+        run = services.start_child_run(self.run, slug, params, after=after)
         self.children.append(run)
         return run
 

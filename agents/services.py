@@ -89,6 +89,7 @@ def run_event(run: AgentRun) -> dict[str, Any]:
         "finished_at": run.finished_at.isoformat() if run.finished_at else None,
         "cancel_requested": run.cancel_requested_at is not None,
         "awaiting_children": run.awaiting_children,
+        "upstream_id": run.upstream_id,
         "error": run.error[:300],
     }
 
@@ -183,14 +184,24 @@ def trigger_run(
     return run
 
 
-def start_child_run(parent: AgentRun, slug: str, params: dict | None = None) -> AgentRun:
-    """Queue a child of `parent` (called by agent code through RunContext.child)."""
+def start_child_run(
+    parent: AgentRun, slug: str, params: dict | None = None, *, after: AgentRun | None = None
+) -> AgentRun:
+    """Queue a child of `parent` (called by agent code through RunContext.child).
+
+    With `after`, the child waits (queued, with no task sent) until that run succeeds.
+    """
     agent = Agent.objects.filter(slug=slug).first()
     if agent is None:
         raise AgentUnavailable(f"There is no agent “{slug}”.")
     _check_startable(agent)
     clean = _check_params(agent, params)
     with transaction.atomic():
+        upstream = None
+        if after is not None:
+            # Locked so it cannot finish between our look at it and the child's creation
+            # (finish_run takes the same lock before it releases what waits on it).
+            upstream = AgentRun.objects.select_for_update(of=("self",)).get(pk=after.pk)
         run = _create_run(
             agent,
             parent=parent,
@@ -199,10 +210,42 @@ def start_child_run(parent: AgentRun, slug: str, params: dict | None = None) -> 
             triggered_by_id=parent.triggered_by_id,
             params=clean,
             dry_run=parent.dry_run,
+            upstream=upstream,
         )
         publish_run(run)
-        _enqueue(run)
+        if upstream is None or upstream.status == RunStatus.SUCCEEDED:
+            _enqueue(run)
+        elif upstream.is_final:
+            _cancel_unstarted(run, upstream)
     return run
+
+
+def _cancel_unstarted(run: AgentRun, upstream: AgentRun) -> None:
+    """End a run that waited for `upstream`, which did not succeed: it never starts."""
+    outcome = RunStatus(upstream.status).label.lower()
+    finish_run(
+        run.pk,
+        RunStatus.CANCELLED,
+        error=f"Not started: run #{upstream.pk} ({upstream.agent.name}) before it {outcome}.",
+        allow_retry=False,
+    )
+
+
+def _release_downstream(run: AgentRun, retry: AgentRun | None) -> None:
+    """Start, re-point or cancel the runs waiting for `run`, which just became final."""
+    waiting = list(
+        AgentRun.objects.select_for_update(of=("self",))
+        .select_related("agent")
+        .filter(upstream_id=run.pk, status=RunStatus.QUEUED)
+    )
+    for downstream in waiting:
+        if run.status == RunStatus.SUCCEEDED:
+            _enqueue(downstream)
+        elif retry is not None:
+            # The retry takes the failed attempt's place in the pipeline.
+            AgentRun.objects.filter(pk=downstream.pk).update(upstream=retry)
+        else:
+            _cancel_unstarted(downstream, run)
 
 
 def run_scheduled(slug: str) -> AgentRun | None:
@@ -316,8 +359,10 @@ def finish_run(
             message=f"Run {RunStatus(status).label.lower()}" + (f": {error[:500]}" if error else "."),
         )
         publish_run(run)
+        retry = None
         if allow_retry and status in {RunStatus.FAILED, RunStatus.TIMED_OUT}:
-            _schedule_retry(run)
+            retry = _schedule_retry(run)
+        _release_downstream(run, retry)
         if run.parent_id:
             parent_id = run.parent_id
             transaction.on_commit(lambda: settle_parent(parent_id))

@@ -226,7 +226,7 @@ DJANGO_CELERY_BEAT_TZ_AWARE = True
 
 # --- Agent runtime --------------------------------------------------------------------------
 # Modules whose @agent functions make up the hierarchy; OPSCENTER_AGENT_MODULES adds more.
-AGENT_MODULES = ["agents.builtin", *_list("OPSCENTER_AGENT_MODULES", [])]
+AGENT_MODULES = ["agents.builtin", "agents.engine.agents", *_list("OPSCENTER_AGENT_MODULES", [])]
 AGENT_HEARTBEAT_SECONDS = _int("AGENT_HEARTBEAT_SECONDS", 5, minimum=1, maximum=300)
 # A running run whose heartbeat is older than this is failed as "worker lost" by the reaper.
 AGENT_LOST_AFTER_SECONDS = _int("AGENT_LOST_AFTER_SECONDS", 60, minimum=3, maximum=3600)
@@ -275,6 +275,7 @@ INSTALLED_APPS = [
     "opscenter",
     "advisors",
     "agents",
+    "agents.engine",
     "monitoring",
     "alerts",
 ]
@@ -485,8 +486,40 @@ LOGGING = {
     },
 }
 
-# How approved content is delivered: "outbox" (local, default) or a channel added later.
-DELIVERY_CHANNEL = os.environ.get("DELIVERY_CHANNEL", "outbox")
+# How approved content is delivered: "outbox" (local, default), "webhook" (a signed POST to
+# DELIVERY_WEBHOOK_URL) or "whatsapp" (the WhatsApp Cloud API; needs the token and number id).
+DELIVERY_CHANNEL = _choice("DELIVERY_CHANNEL", "outbox", ("outbox", "webhook", "whatsapp"))
+DELIVERY_MAX_ATTEMPTS = _int("DELIVERY_MAX_ATTEMPTS", 8, minimum=1, maximum=50)
+DELIVERY_RETRY_DELAY_SECONDS = _int("DELIVERY_RETRY_DELAY_SECONDS", 30, minimum=0, maximum=3600)
+DELIVERY_RETRY_MAX_DELAY_SECONDS = _int("DELIVERY_RETRY_MAX_DELAY_SECONDS", 1800, minimum=0, maximum=86400)
+DELIVERY_TIMEOUT_SECONDS = _int("DELIVERY_TIMEOUT_SECONDS", 15, minimum=1, maximum=300)
+DELIVERY_WEBHOOK_URL = os.environ.get("DELIVERY_WEBHOOK_URL", "")
+DELIVERY_WEBHOOK_SECRET = os.environ.get("DELIVERY_WEBHOOK_SECRET", "")
+WHATSAPP_ACCESS_TOKEN = os.environ.get("WHATSAPP_ACCESS_TOKEN", "")
+WHATSAPP_PHONE_NUMBER_ID = os.environ.get("WHATSAPP_PHONE_NUMBER_ID", "")
+WHATSAPP_API_BASE = os.environ.get("WHATSAPP_API_BASE", "https://graph.facebook.com").rstrip("/")
+WHATSAPP_API_VERSION = os.environ.get("WHATSAPP_API_VERSION", "v21.0")
+# An approved message template (outside the 24-hour window a business may only send
+# templates); empty: the post is sent as an image with a caption, or as text.
+WHATSAPP_TEMPLATE_NAME = os.environ.get("WHATSAPP_TEMPLATE_NAME", "")
+WHATSAPP_TEMPLATE_LANGUAGE = os.environ.get("WHATSAPP_TEMPLATE_LANGUAGE", "en")
+# Absolute base for media links sent to outside services (WhatsApp fetches images by URL).
+PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "").rstrip("/")
+
+# The content engine's writer: "local" (templates, offline, the default) or an
+# OpenAI-compatible chat-completions API when its URL and key are set.
+CONTENT_LLM_URL = os.environ.get("CONTENT_LLM_URL", "").rstrip("/")
+CONTENT_LLM_API_KEY = os.environ.get("CONTENT_LLM_API_KEY", "")
+CONTENT_LLM_MODEL = os.environ.get("CONTENT_LLM_MODEL", "gpt-4o-mini")
+CONTENT_LLM_TIMEOUT_SECONDS = _int("CONTENT_LLM_TIMEOUT_SECONDS", 30, minimum=1, maximum=600)
+# The time zone of the engine's default schedules (evening run, morning catch-up, guardian).
+ENGINE_TIME_ZONE = os.environ.get("ENGINE_TIME_ZONE", "Asia/Kolkata")
+try:
+    zoneinfo.ZoneInfo(ENGINE_TIME_ZONE)
+except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    raise ImproperlyConfigured(
+        f"Environment variable ENGINE_TIME_ZONE={ENGINE_TIME_ZONE!r} is invalid: not an IANA time zone such as Asia/Kolkata"
+    ) from None
 # How long a reviewer's claim on a queue item lasts without a renewal.
 REVIEW_CLAIM_SECONDS = _int("REVIEW_CLAIM_SECONDS", 120, minimum=10, maximum=3600)
 

@@ -1,0 +1,1 @@
+"""The content engine's agents (filled in below)."""

@@ -15,6 +15,7 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Max, Q
+from django.dispatch import Signal
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -43,6 +44,11 @@ logger = logging.getLogger(__name__)
 TOPIC = "agents"
 MAX_LOG_BATCH = 500
 MAX_MESSAGE_LENGTH = 10_000
+
+
+# Sent after the commit that made a run final (run_id, agent slug, status): how apps built on
+# the runtime (the content engine) follow their runs without the runtime knowing them.
+run_finished = Signal()
 
 
 class RunConflict(DomainError):
@@ -359,6 +365,8 @@ def finish_run(
             message=f"Run {RunStatus(status).label.lower()}" + (f": {error[:500]}" if error else "."),
         )
         publish_run(run)
+        finished = {"run_id": run.pk, "agent": run.agent.slug, "status": run.status}
+        transaction.on_commit(lambda: run_finished.send(sender=AgentRun, **finished))
         retry = None
         if allow_retry and status in {RunStatus.FAILED, RunStatus.TIMED_OUT}:
             retry = _schedule_retry(run)

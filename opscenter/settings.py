@@ -226,7 +226,7 @@ DJANGO_CELERY_BEAT_TZ_AWARE = True
 
 # --- Agent runtime --------------------------------------------------------------------------
 # Modules whose @agent functions make up the hierarchy; OPSCENTER_AGENT_MODULES adds more.
-AGENT_MODULES = ["agents.builtin", "agents.engine.agents", *_list("OPSCENTER_AGENT_MODULES", [])]
+AGENT_MODULES = ["agents.builtin", *_list("OPSCENTER_AGENT_MODULES", [])]
 AGENT_HEARTBEAT_SECONDS = _int("AGENT_HEARTBEAT_SECONDS", 5, minimum=1, maximum=300)
 # A running run whose heartbeat is older than this is failed as "worker lost" by the reaper.
 AGENT_LOST_AFTER_SECONDS = _int("AGENT_LOST_AFTER_SECONDS", 60, minimum=3, maximum=3600)

@@ -127,3 +127,17 @@ def patient_parent(ctx: RunContext) -> dict:
             break
         time.sleep(0.1)
     return {"child": child.pk, "child_status": child.status}
+
+
+@agent(
+    "test-pipeline",
+    description="Starts three stages, each after the previous one: echo → middle → echo.",
+    params={"type": "object", "properties": {
+        "middle": {"type": "string", "enum": ["test-echo", "test-fail", "test-flaky"], "default": "test-echo"}}},
+)
+def pipeline(ctx: RunContext) -> dict:
+    first = ctx.child("test-echo", {"message": "first", "steps": 2, "delay": 0.2})
+    middle_slug = ctx.params["middle"]
+    middle = ctx.child(middle_slug, {"message": "middle"} if middle_slug == "test-echo" else {}, after=first)
+    last = ctx.child("test-echo", {"message": "last", "steps": 1}, after=middle)
+    return {"stages": [first.pk, middle.pk, last.pk]}

@@ -33,6 +33,9 @@ class AgentSpec:
     timeout: int = 600
     retries: int = 0
     position: int = 0
+    # Default crontab(s) "30 20 * * *; 0 5 * * *" and their time zone setting, applied once.
+    schedule: str = ""
+    schedule_tz_setting: str = "TIME_ZONE"
 
 
 _specs: dict[str, AgentSpec] = {}
@@ -48,6 +51,8 @@ def agent(
     timeout: int = 600,
     retries: int = 0,
     position: int = 0,
+    schedule: str = "",
+    schedule_tz_setting: str = "TIME_ZONE",
 ) -> Callable[[AgentFunction], AgentFunction]:
     """Register the decorated function as the code of agent `slug`."""
 
@@ -64,6 +69,8 @@ def agent(
             timeout=timeout,
             retries=retries,
             position=position,
+            schedule=schedule,
+            schedule_tz_setting=schedule_tz_setting,
         )
         return func
 
@@ -129,4 +136,20 @@ def sync_agents() -> dict[str, list[str]]:
                 row.enabled = False
                 row.save(update_fields=["in_code", "enabled", "updated_at"])
                 orphaned.append(slug)
+        _apply_default_schedules([rows[slug] for slug in created])
     return {"created": created, "updated": sorted(set(updated)), "orphaned": orphaned}
+
+
+def _apply_default_schedules(new_rows) -> None:
+    """Give newly created agents the schedule their code proposes; afterwards it is the admin's."""
+    from django.conf import settings
+
+    from opscenter.models import AuditSource
+
+    from .schedules import set_schedule
+
+    for row in new_rows:
+        spec = _specs[row.slug]
+        if spec.schedule:
+            set_schedule(row, cron=spec.schedule, tz=getattr(settings, spec.schedule_tz_setting), enabled=True,
+                         by=None, source=AuditSource.SYSTEM)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import zoneinfo
 from datetime import datetime, timedelta
 
@@ -42,13 +43,30 @@ def parse_cron(expression: str) -> dict[str, str]:
             "day_of_week": day_of_week}
 
 
-def cron_of(agent: Agent) -> str:
-    """Return the agent's crontab as five fields, or "" when it has none."""
-    task = agent.schedule
-    if task is None or task.crontab is None:
-        return ""
+def split_crons(text: str) -> list[str]:
+    """Split several crontabs written one per line or separated by “;”."""
+    return [" ".join(part.split()) for part in re.split(r"[;\n]", text or "") if part.strip()]
+
+
+def _extra_tasks(agent: Agent):
+    """The agent's schedules after the first ("30 20 * * *; 0 5 * * *" is two periodic tasks)."""
+    return PeriodicTask.objects.filter(task=TASK, name__startswith=f"agent: {agent.slug} (").order_by("name")
+
+
+def _tasks(agent: Agent) -> list[PeriodicTask]:
+    if agent.schedule is None:
+        return []
+    return [agent.schedule, *_extra_tasks(agent).select_related("crontab")]
+
+
+def _cron_text(task: PeriodicTask) -> str:
     c = task.crontab
     return f"{c.minute} {c.hour} {c.day_of_month} {c.month_of_year} {c.day_of_week}"
+
+
+def cron_of(agent: Agent) -> str:
+    """Return the agent's crontabs, five fields each, separated by “; ” ("" when it has none)."""
+    return "; ".join(_cron_text(task) for task in _tasks(agent) if task.crontab is not None)
 
 
 def set_schedule(
@@ -62,7 +80,7 @@ def set_schedule(
     request: HttpRequest | None = None,
 ) -> PeriodicTask | None:
     """Set, change or (with an empty crontab) remove the agent's schedule."""
-    cron = (cron or "").strip()
+    crons = split_crons(cron)
     try:
         zone = zoneinfo.ZoneInfo(tz)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
@@ -70,33 +88,42 @@ def set_schedule(
     with transaction.atomic():
         agent = Agent.objects.select_for_update(of=("self",)).select_related("schedule__crontab").get(pk=agent.pk)
         before = {"cron": cron_of(agent), "enabled": bool(agent.schedule and agent.schedule.enabled)}
-        if not cron:
+        if not crons:
             if agent.schedule is None:
                 return None
+            _extra_tasks(agent).delete()
             agent.schedule.delete()  # SET_NULL clears agent.schedule
             record_audit("agent.schedule_removed", actor=by, target=agent, changes={"before": before},
                          source=source, request=request)
             return None
-        fields = parse_cron(cron)
+        parsed = [parse_cron(expression) for expression in crons]
         _check_runs_without_input(agent)
-        crontab, _ = CrontabSchedule.objects.get_or_create(timezone=zone, **fields)
+        tabs = [CrontabSchedule.objects.get_or_create(timezone=zone, **fields)[0] for fields in parsed]
         task = agent.schedule
         if task is None:
             task = PeriodicTask(name=f"agent: {agent.slug}", task=TASK, args=json.dumps([agent.slug]))
-        task.crontab = crontab
-        task.interval = None
-        task.enabled = enabled
-        task.description = f"Starts {agent.name}."
-        task.save()
+        _configure(task, agent, tabs[0], enabled)
         if agent.schedule_id != task.pk:
             agent.schedule = task
             agent.save(update_fields=["schedule", "updated_at"])
+        _extra_tasks(agent).delete()
+        for number, crontab in enumerate(tabs[1:], 2):
+            extra = PeriodicTask(name=f"agent: {agent.slug} ({number})", task=TASK, args=json.dumps([agent.slug]))
+            _configure(extra, agent, crontab, enabled)
         record_audit(
             "agent.schedule_set", actor=by, target=agent,
-            changes={"before": before, "after": {"cron": cron, "timezone": tz, "enabled": enabled}},
+            changes={"before": before, "after": {"cron": "; ".join(crons), "timezone": tz, "enabled": enabled}},
             source=source, request=request,
         )
     return task
+
+
+def _configure(task: PeriodicTask, agent: Agent, crontab: CrontabSchedule, enabled: bool) -> None:
+    task.crontab = crontab
+    task.interval = None
+    task.enabled = enabled
+    task.description = f"Starts {agent.name}."
+    task.save()
 
 
 def _check_runs_without_input(agent: Agent) -> None:
@@ -113,9 +140,14 @@ def _check_runs_without_input(agent: Agent) -> None:
 
 def next_runs(agent: Agent, count: int = 5, *, now: datetime | None = None) -> list[datetime]:
     """Return the next `count` times the agent's schedule fires, in its own time zone."""
-    task = agent.schedule
-    if task is None or task.crontab is None or not task.enabled:
-        return []
+    times: list[datetime] = []
+    for task in _tasks(agent):
+        if task.crontab is not None and task.enabled:
+            times.extend(_next_runs_of(task, count, now=now))
+    return sorted(times)[:count]
+
+
+def _next_runs_of(task: PeriodicTask, count: int, *, now: datetime | None) -> list[datetime]:
     schedule = task.crontab.schedule  # a celery crontab that knows its time zone
     zone = task.crontab.timezone
     moment = (now or timezone.now()).astimezone(zone).replace(second=0, microsecond=0)

@@ -92,7 +92,8 @@ class TriggerOptionsForm(forms.Form):
 class ScheduleForm(forms.Form):
     cron = forms.CharField(
         label="Crontab", required=False, max_length=100,
-        help_text="minute hour day-of-month month day-of-week, e.g. “30 20 * * *”; empty removes the schedule",
+        help_text="minute hour day-of-month month day-of-week, e.g. “30 20 * * *”; several separated by “;” "
+        "(“30 20 * * *; 0 5 * * *”); empty removes the schedule",
         widget=forms.TextInput(attrs={"placeholder": "30 20 * * *", "autocomplete": "off", "spellcheck": "false"}),
     )
     timezone = forms.CharField(label="Time zone", max_length=64)
@@ -108,9 +109,9 @@ class ScheduleForm(forms.Form):
 
     def clean_cron(self) -> str:
         value = self.cleaned_data["cron"].strip()
-        if value:
+        for expression in schedules.split_crons(value):
             try:
-                schedules.parse_cron(value)
+                schedules.parse_cron(expression)
             except DomainError as exc:
                 raise forms.ValidationError(str(exc)) from None
         return value

@@ -337,3 +337,33 @@ def test_a_schedule_is_refused_for_an_agent_whose_required_parameters_have_no_de
         set_schedule(echo, cron="30 20 * * *", tz="UTC", enabled=True, by=admin)
     echo.refresh_from_db()
     assert echo.schedule is None
+
+
+def test_several_crontabs_make_one_schedule_with_merged_next_runs(agent, admin):
+    set_schedule(agent, cron="30 20 * * *; 0 5 * * *", tz="Asia/Kolkata", enabled=True, by=admin)
+    agent.refresh_from_db()
+
+    assert cron_of(agent) == "30 20 * * *; 0 5 * * *"
+    assert PeriodicTask.objects.filter(task=TASK, args=f'["{agent.slug}"]').count() == 2
+    runs = next_runs(agent, 4, now=datetime.datetime(2026, 11, 22, 12, 0, tzinfo=KOLKATA))
+    assert runs == [
+        datetime.datetime(2026, 11, 22, 20, 30, tzinfo=KOLKATA),
+        datetime.datetime(2026, 11, 23, 5, 0, tzinfo=KOLKATA),
+        datetime.datetime(2026, 11, 23, 20, 30, tzinfo=KOLKATA),
+        datetime.datetime(2026, 11, 24, 5, 0, tzinfo=KOLKATA),
+    ]
+
+    set_schedule(agent, cron="0 6 * * *", tz="Asia/Kolkata", enabled=True, by=admin)
+    agent.refresh_from_db()
+    assert cron_of(agent) == "0 6 * * *"
+    assert PeriodicTask.objects.filter(task=TASK, args=f'["{agent.slug}"]').count() == 1
+
+    set_schedule(agent, cron="30 20 * * *\n0 5 * * *", tz="Asia/Kolkata", enabled=True, by=admin)
+    set_schedule(agent, cron="", tz="Asia/Kolkata", enabled=True, by=admin)
+    assert PeriodicTask.objects.filter(task=TASK, args=f'["{agent.slug}"]').count() == 0
+
+
+def test_one_bad_crontab_among_several_changes_nothing(agent, admin):
+    with pytest.raises(InvalidSchedule):
+        set_schedule(agent, cron="30 20 * * *; 61 5 * * *", tz="Asia/Kolkata", enabled=True, by=admin)
+    assert PeriodicTask.objects.filter(task=TASK, args=f'["{agent.slug}"]').count() == 0

@@ -29,7 +29,7 @@ bootstrap: migrate
 	$(BIN)/python manage.py bootstrap
 
 run: bootstrap
-	$(BIN)/python manage.py serve
+	$(BIN)/python manage.py serve --seed-demo
 
 test: $(DEV_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -30,8 +30,9 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
-from unfold.admin import ModelAdmin
+from unfold.admin import ModelAdmin, TabularInline
 from unfold.contrib.filters.admin import RangeDateFilter
 from unfold.decorators import display
 from unfold.widgets import UnfoldAdminFileFieldWidget, UnfoldAdminTextInputWidget
@@ -39,6 +40,7 @@ from unfold.widgets import UnfoldAdminFileFieldWidget, UnfoldAdminTextInputWidge
 from opscenter.audit import record_audit
 from opscenter.models import AuditSource
 from opscenter.paginators import EstimatedCountPaginator
+from opscenter.services import DomainError
 
 from . import importing
 from .models import (
@@ -48,10 +50,11 @@ from .models import (
     Content,
     ContentStatus,
     Delivery,
+    DeliveryAttempt,
     DeliveryStatus,
     OutboxMessage,
 )
-from .services import set_advisor_status
+from .services import retry_delivery, set_advisor_status
 
 STATUS_COLOURS = {"active": "success", "paused": "warning", "disabled": "danger"}
 CONTENT_COLOURS = {
@@ -70,7 +73,10 @@ VERDICT_COLOURS = {
     ComplianceVerdict.WARN: "warning",
     ComplianceVerdict.FAIL: "danger",
 }
-DELIVERY_COLOURS = {"queued": "", "sent": "info", "delivered": "success", "read": "success", "failed": "danger"}
+DELIVERY_COLOURS = {
+    "queued": "", "sending": "warning", "sent": "info", "delivered": "success", "read": "success", "failed": "danger",
+}
+OUTCOME_COLOURS = {"sent": "success", "retryable_error": "warning", "permanent_error": "danger", "unknown": "danger"}
 PREVIEW_PAGE_SIZE = 100
 PHONE_LIKE = re.compile(r"\+?[\d\s\-().]{6,}")
 HISTORY_LENGTH = 20
@@ -538,14 +544,49 @@ class ContentAdmin(ModelAdmin):
         "generating_run_id",
         "created_at",
         "updated_at",
+        "delivery_attempts",
     ]
     fieldsets = (
         (None, {"fields": ["advisor", "cycle_date", "kind", "title", "body", "image", "topic"]}),
         ("Review", {"fields": ["status", "version", "reviewer", "reviewed_at", "review_note", "submitted_at",
                                "claimed_by", "claim_expires_at"]}),
         ("Checks", {"fields": ["compliance_verdict", "compliance_findings", "fatigue_score"]}),
+        ("Delivery", {"fields": ["delivery_attempts"]}),
         ("Origin", {"fields": ["generating_run_id", "revision_of", "created_at", "updated_at"]}),
     )
+
+    @display(description="Delivery attempts")
+    def delivery_attempts(self, obj: Content) -> str:
+        attempts = (
+            DeliveryAttempt.objects.filter(delivery__content=obj)
+            .select_related("delivery")
+            .order_by("delivery_id", "number")
+        )
+        if not attempts:
+            return "No delivery attempt yet."
+        rows = format_html_join(
+            "",
+            "<tr><td><a href=\"{}\">{} #{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    reverse("admin:advisors_delivery_change", args=[a.delivery_id]),
+                    a.delivery.channel,
+                    a.number,
+                    timezone.localtime(a.started_at).strftime("%Y-%m-%d %H:%M:%S"),
+                    a.get_outcome_display() if a.finished_at else "in flight",
+                    a.http_status or "—",
+                    a.provider_message_id or "—",
+                    a.error or "",
+                )
+                for a in attempts
+            ),
+        )
+        return format_html(
+            '<table class="w-full text-sm" data-testid="delivery-attempts"><thead><tr><th>Attempt</th>'
+            "<th>Started</th><th>Outcome</th><th>HTTP</th><th>Provider id</th><th>Error</th></tr></thead>"
+            "<tbody>{}</tbody></table>",
+            rows,
+        )
 
     @display(description="Status", ordering="status", label=CONTENT_COLOURS)
     def status_label(self, obj: Content):
@@ -606,6 +647,22 @@ class _ReadOnlyAdmin(ModelAdmin):
         return False
 
 
+class DeliveryAttemptInline(TabularInline):
+    model = DeliveryAttempt
+    extra = 0
+    can_delete = False
+    fields = ["number", "started_at", "finished_at", "outcome", "http_status", "duration_ms", "provider_message_id",
+              "error"]
+    readonly_fields = fields
+    ordering = ["number"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(Delivery)
 class DeliveryAdmin(_ReadOnlyAdmin):
     list_display = ["id", "content", "channel", "recipient", "status_label", "attempts", "sent_at", "delivered_at"]
@@ -613,10 +670,34 @@ class DeliveryAdmin(_ReadOnlyAdmin):
     search_fields = ["recipient", "provider_message_id", "content__title"]
     list_select_related = ["content__advisor"]
     raw_id_fields = ["content"]
+    inlines = [DeliveryAttemptInline]
+    actions = ["retry"]
 
     @display(description="Status", ordering="status", label=DELIVERY_COLOURS)
     def status_label(self, obj: Delivery):
         return obj.status, obj.get_status_display()
+
+    def has_retry_permission(self, request) -> bool:
+        return request.user.has_perm("advisors.retry_delivery")
+
+    @admin.action(description="Retry delivery (send a failed one again)", permissions=["retry"])
+    def retry(self, request, queryset) -> None:
+        """Queue the selected failed deliveries again; you take responsibility for a possible repeat."""
+        retried, refused = 0, []
+        for delivery in queryset.iterator(chunk_size=200):
+            try:
+                retry_delivery(delivery, by=request.user, source=AuditSource.UI, request=request)
+            except DomainError as exc:
+                refused.append(f"#{delivery.pk}: {exc}")
+                continue
+            self.log_change(request, delivery, "Queued again by hand.")
+            retried += 1
+        if retried:
+            self.message_user(
+                request, f"{retried} deliver{'ies' if retried != 1 else 'y'} queued again.", messages.SUCCESS
+            )
+        for text in refused[:20]:
+            self.message_user(request, text, messages.WARNING)
 
 
 @admin.register(OutboxMessage)

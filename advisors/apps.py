@@ -23,8 +23,12 @@ class AdvisorsConfig(AppConfig):
                 "advisors.change_advisor",
                 "advisors.import_advisor",
                 "advisors.view_outboxmessage",
+                "advisors.retry_delivery",
             ],
         )
+        # Operators run the pipeline: re-sending a delivery whose outcome is known to have
+        # failed is theirs to do too.
+        roles.grant(roles.OPERATOR, ["advisors.retry_delivery"])
 
         def content_snapshot(user) -> dict:
             from .services import queue_counters

@@ -145,6 +145,8 @@ class Content(models.Model):
 
 class DeliveryStatus(models.TextChoices):
     QUEUED = "queued", "Queued"
+    # A worker holds it and is talking to the channel; no one else may send it meanwhile.
+    SENDING = "sending", "Sending"
     SENT = "sent", "Sent"
     DELIVERED = "delivered", "Delivered"
     READ = "read", "Read"
@@ -152,7 +154,13 @@ class DeliveryStatus(models.TextChoices):
 
 
 class Delivery(models.Model):
-    """The ledger of sending one content item over one channel: at most one row per pair."""
+    """The ledger of sending one content item over one channel: at most one row per pair.
+
+    A worker claims a queued row (queued → sending, with a lease) in one short transaction,
+    talks to the channel with no transaction open, and records the outcome in another; each
+    try is a DeliveryAttempt. A row still "sending" after its lease is failed as outcome
+    unknown, never re-sent by itself: only a person may retry it.
+    """
 
     content = models.ForeignKey(Content, on_delete=models.PROTECT, related_name="deliveries")
     channel = models.CharField(max_length=20)
@@ -160,7 +168,15 @@ class Delivery(models.Model):
     status = models.CharField(max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.QUEUED)
     provider_message_id = models.CharField(max_length=200, blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    # The attempt budget (DELIVERY_MAX_ATTEMPTS) counts from here: a retry by hand starts a new one.
+    attempts_at_retry = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
+    next_attempt_at = models.DateTimeField(
+        null=True, blank=True, default=timezone.now, help_text="When a queued delivery is due to be sent (next try)."
+    )
+    lease_expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="While sending: after this, the worker is presumed lost (outcome unknown)."
+    )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
     sent_at = models.DateTimeField(null=True, blank=True)
@@ -171,9 +187,39 @@ class Delivery(models.Model):
         verbose_name_plural = "deliveries"
         constraints = [models.UniqueConstraint(fields=["content", "channel"], name="delivery_once_per_channel")]
         indexes = [models.Index(fields=["status", "id"], name="delivery_status_idx")]
+        permissions = [("retry_delivery", "Can send a failed delivery again")]
 
     def __str__(self) -> str:
         return f"{self.channel} → {self.recipient} ({self.status})"
+
+
+class AttemptOutcome(models.TextChoices):
+    SENT = "sent", "Sent"
+    RETRYABLE_ERROR = "retryable_error", "Retryable error"
+    PERMANENT_ERROR = "permanent_error", "Permanent error"
+    # Also the outcome while the attempt is in flight (finished_at empty): nobody knows yet.
+    UNKNOWN = "unknown", "Unknown"
+
+
+class DeliveryAttempt(models.Model):
+    """One try at sending a delivery: written before the call, completed after it."""
+
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempt_log")
+    number = models.PositiveIntegerField()
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=16, choices=AttemptOutcome.choices, default=AttemptOutcome.UNKNOWN)
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    provider_message_id = models.CharField(max_length=200, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["delivery", "number"]
+        constraints = [models.UniqueConstraint(fields=["delivery", "number"], name="delivery_attempt_once")]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of delivery {self.delivery_id}: {self.outcome}"
 
 
 class OutboxMessage(models.Model):

@@ -7,6 +7,9 @@ any follow-up task after commit.
 
 from __future__ import annotations
 
+import logging
+import random
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -23,8 +26,20 @@ from opscenter.live import publish
 from opscenter.models import AuditSource
 from opscenter.services import DomainError
 
-from .models import Advisor, AdvisorStatus, Content, ContentStatus, Delivery, DeliveryStatus
-from .transports import TransportError, default_channel, get_transport
+from .models import (
+    Advisor,
+    AdvisorStatus,
+    AttemptOutcome,
+    ComplianceVerdict,
+    Content,
+    ContentStatus,
+    Delivery,
+    DeliveryAttempt,
+    DeliveryStatus,
+)
+from .transports import OutcomeUnknown, Sent, TransportError, default_channel, get_transport
+
+logger = logging.getLogger(__name__)
 
 S = ContentStatus
 
@@ -38,6 +53,20 @@ class InvalidAction(DomainError):
     status = 400
 
 
+class ComplianceBlocked(DomainError):
+    """The item fails compliance: only an Admin, giving a reason, may approve it."""
+
+    code = "compliance_blocked"
+    status = 409
+
+
+class OverrideNotAllowed(DomainError):
+    """Someone who is not an Admin tried to override a failed compliance check."""
+
+    code = "permission_denied"
+    status = 403
+
+
 # action -> (states it may start from, state it leads to)
 TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
     "submit": (frozenset({S.DRAFT, S.NEEDS_REVISION}), S.PENDING_REVIEW),
@@ -47,6 +76,8 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
     "schedule": (frozenset({S.APPROVED}), S.SCHEDULED),
     "mark_delivered": (frozenset({S.APPROVED, S.SCHEDULED}), S.DELIVERED),
     "mark_failed": (frozenset({S.APPROVED, S.SCHEDULED}), S.FAILED),
+    # A person sends a failed delivery again: the item is approved and on its way once more.
+    "retry_delivery": (frozenset({S.FAILED}), S.APPROVED),
 }
 REVIEW_ACTIONS = {"approve", "reject", "request_revision"}
 NOTE_REQUIRED = {"reject", "request_revision"}
@@ -77,6 +108,7 @@ _ACTION_PAST = {
     "schedule": "scheduled",
     "mark_delivered": "marked delivered",
     "mark_failed": "marked failed",
+    "retry_delivery": "sent again",
     "claim": "claimed for review",
 }
 
@@ -94,20 +126,26 @@ def transition_content(
     by=None,
     note: str = "",
     expected_version: int | None = None,
+    override_reason: str = "",
     source: str = AuditSource.SYSTEM,
     request: HttpRequest | None = None,
 ) -> Content:
     """Apply `action` to `content` if its current state allows it, atomically.
 
     Raises TransitionConflict when the item moved on (another reviewer, another worker)
-    or `expected_version` is stale, and InvalidAction for a missing note.
+    or `expected_version` is stale, InvalidAction for a missing note, ComplianceBlocked
+    when approving an item that fails compliance without an Admin's `override_reason`, and
+    OverrideNotAllowed when someone who is not an Admin gives one.
     """
     if action not in TRANSITIONS:
         raise InvalidAction(f"Unknown action {action!r}.")
     allowed_from, target = TRANSITIONS[action]
     note = (note or "").strip()
+    override_reason = (override_reason or "").strip() if action == "approve" else ""
     if action in NOTE_REQUIRED and not note:
         raise InvalidAction("Write a note: the writer needs to know what to change.")
+    if override_reason and not is_admin(by):
+        raise OverrideNotAllowed("Only an Admin may override a failed compliance check (override_reason).")
     now = timezone.now()
     changes: dict[str, Any] = {"status": target, "version": F("version") + 1, "updated_at": now}
     if action in REVIEW_ACTIONS:
@@ -118,8 +156,18 @@ def transition_content(
         rows = Content.objects.filter(pk=content.pk, status__in=allowed_from)
         if expected_version is not None:
             rows = rows.filter(version=expected_version)
+        if action == "approve" and not override_reason:
+            # In the UPDATE itself, so a verdict that turned "fail" a moment ago still counts.
+            rows = rows.exclude(compliance_verdict=ComplianceVerdict.FAIL)
         if rows.update(**changes) == 0:
             current = Content.objects.select_related("reviewer").get(pk=content.pk)
+            if (
+                action == "approve"
+                and not override_reason
+                and current.status in allowed_from
+                and current.compliance_verdict == ComplianceVerdict.FAIL
+            ):
+                raise ComplianceBlocked(_blocked_message(current, by))
             if current.status in allowed_from and expected_version is not None:
                 raise TransitionConflict(
                     f"“{current.title}” changed since you loaded it (version {current.version}, you had "
@@ -136,13 +184,39 @@ def transition_content(
             source=source,
             request=request,
         )
+        if override_reason and content.compliance_verdict == ComplianceVerdict.FAIL:
+            record_audit(
+                "content.compliance_override",
+                actor=by,
+                target=content,
+                changes={"reason": override_reason, "findings": len(content.compliance_findings or [])},
+                source=source,
+                request=request,
+            )
         if action == "approve":
-            _create_delivery(content)
+            create_delivery(content)
         publish("content", "content.changed", content_event(content))
     return content
 
 
-def _create_delivery(content: Content) -> Delivery | None:
+def is_admin(user) -> bool:
+    """Return whether `user` may override a failed compliance check: a superuser or in the Admin role."""
+    from opscenter.roles import ADMIN
+
+    if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
+        return False
+    return user.is_superuser or user.groups.filter(name=ADMIN).exists()
+
+
+def _blocked_message(content: Content, by) -> str:
+    findings = len(content.compliance_findings or [])
+    what = f"“{content.title}” fails compliance ({findings} finding{'s' if findings != 1 else ''})"
+    if is_admin(by):
+        return f"{what}. To approve it anyway, give an override reason; it is kept in the audit trail."
+    return f"{what}. Only an Admin can approve it, with a written override reason; reject it or send it back."
+
+
+def create_delivery(content: Content) -> Delivery | None:
     """Create the item's delivery row once; the unique constraint, not a lookup, decides."""
     from .tasks import deliver_content
 
@@ -162,10 +236,24 @@ def submit_for_review(content: Content, *, by=None, source: str = AuditSource.SY
     return transition_content(content, "submit", by=by, source=source, request=request)
 
 
-def approve_content(content: Content, *, by, note: str = "", expected_version=None, source=AuditSource.UI, request=None):
-    """Approve a pending item: creates its delivery once and queues sending after commit."""
+def approve_content(
+    content: Content,
+    *,
+    by,
+    note: str = "",
+    expected_version: int | None = None,
+    override_reason: str = "",
+    source: str = AuditSource.UI,
+    request: HttpRequest | None = None,
+) -> Content:
+    """Approve a pending item: creates its delivery once and queues sending after commit.
+
+    An item whose compliance verdict is "fail" is refused (ComplianceBlocked) unless `by`
+    is an Admin and gives `override_reason`; the override is audited as its own row.
+    """
     return transition_content(
-        content, "approve", by=by, note=note, expected_version=expected_version, source=source, request=request
+        content, "approve", by=by, note=note, expected_version=expected_version, override_reason=override_reason,
+        source=source, request=request,
     )
 
 
@@ -266,49 +354,323 @@ def queue_counters() -> dict[str, Any]:
     return {"pending": estimated_count(pending), "oldest_submitted_at": oldest.isoformat() if oldest else None}
 
 
-def deliver(delivery_id: int) -> Delivery | None:
-    """Send one queued delivery through its transport; safe to run twice.
+# --- delivery ------------------------------------------------------------------------------------
 
-    The row is locked for the send, so a second worker skips it; a delivery that is
-    no longer queued is left alone.
+UNKNOWN_OUTCOME = "Outcome unknown — check the channel, then retry by hand"
+# A queued delivery whose due time passed this long ago lost its task (a broker restart):
+# the reaper queues it again, at most once per this interval.
+OVERDUE_AFTER_SECONDS = 600
+REAP_BATCH = 500
+CLOCK_SKEW_SECONDS = 2
+
+
+class DeliveryRetry(TransportError):
+    """A retryable failure with attempts left, already recorded: send again in `delay` seconds."""
+
+    def __init__(self, error: TransportError, delay: float) -> None:
+        super().__init__(str(error), permanent=False, retry_after=error.retry_after, http_status=error.http_status)
+        self.delay = delay
+
+
+def send_lease_seconds() -> int:
+    """Return how long a claimed delivery may stay "sending" before its worker is presumed lost."""
+    # Connect, write and read each get the whole timeout; DNS and the outbound check come on top.
+    return 4 * settings.DELIVERY_TIMEOUT_SECONDS + 60
+
+
+def retry_delay(attempt: int, retry_after: float | None = None, *, jitter: float | None = None) -> float:
+    """Return the seconds to wait after failed `attempt` (1-based within the budget) before the next.
+
+    Doubles from DELIVERY_RETRY_DELAY_SECONDS up to DELIVERY_RETRY_MAX_DELAY_SECONDS; a
+    channel's Retry-After is used as given (it knows when it will take us back), within the
+    same ceiling. `jitter` (0..1, random when None) adds up to a quarter.
     """
-    retry_error: TransportError | None = None
-    with transaction.atomic():
-        delivery = (
-            Delivery.objects.select_for_update(skip_locked=True)
-            .select_related("content__advisor")
-            .filter(pk=delivery_id, status=DeliveryStatus.QUEUED)
-            .first()
-        )
-        if delivery is None:
-            return None
-        delivery.attempts = F("attempts") + 1
-        try:
-            sent = get_transport(delivery.channel).send(delivery)
-        except TransportError as exc:
-            delivery.last_error = str(exc)[:2000]
-            if exc.permanent:
-                delivery.status = DeliveryStatus.FAILED
-            delivery.save(update_fields=["attempts", "last_error", "status", "updated_at"])
-            if exc.permanent:
-                transition_content(delivery.content, "mark_failed")
-            else:
-                # Raised after the commit, so the attempt and its error are kept.
-                retry_error = exc
-        else:
-            now = timezone.now()
-            delivery.status = DeliveryStatus.DELIVERED if sent.delivered else DeliveryStatus.SENT
-            delivery.provider_message_id = sent.provider_message_id
-            delivery.sent_at = now
-            delivery.delivered_at = now if sent.delivered else None
-            delivery.last_error = ""
-            delivery.save()
-            record_audit("delivery.sent", target=delivery, changes={"status": delivery.status})
-            if sent.delivered:
-                transition_content(delivery.content, "mark_delivered")
-    if retry_error is not None:
-        raise retry_error
+    ceiling = float(settings.DELIVERY_RETRY_MAX_DELAY_SECONDS)
+    if retry_after is not None:
+        return min(max(float(retry_after), 0.0), ceiling)
+    base = settings.DELIVERY_RETRY_DELAY_SECONDS * 2 ** max(attempt - 1, 0)
+    # Thousands of deliveries rate-limited in the same second must not all come back in the same second.
+    spread = random.random() if jitter is None else jitter  # noqa: S311 (spreading load, not a secret)
+    return min(base * (1 + spread / 4), ceiling)
+
+
+def deliver(delivery_id: int) -> Delivery | None:
+    """Send one queued delivery through its transport, at most once at a time; safe to run twice.
+
+    Claims the row (queued → sending, with a lease) and writes the attempt in one short
+    transaction, calls the channel with no transaction or lock open (on SQLite a write lock
+    held for the HTTP timeout would stop every writer), then records the outcome in a second
+    transaction. Returns None when there is nothing to claim. Raises DeliveryRetry (a
+    retryable TransportError) when the try failed and the budget allows another.
+    """
+    claimed = _claim_delivery(delivery_id)
+    if claimed is None:
+        # A task redelivered after its worker died finds the row still "sending".
+        _fail_unknown(delivery_id, lease_expired_by=timezone.now())
+        return None
+    delivery, attempt = claimed
+    started = time.monotonic()
+    try:
+        sent = get_transport(delivery.channel).send(delivery)
+    except OutcomeUnknown as exc:
+        _fail_unknown(delivery.pk, attempt=attempt, reason=str(exc), duration_ms=_elapsed_ms(started))
+    except TransportError as exc:
+        _record_failure(delivery, attempt, exc, _elapsed_ms(started))
+    except Exception as exc:
+        # A bug, or the database, failed after the channel may have taken the message: the
+        # outcome is unknown, so a person checks rather than a retry sending it twice.
+        _fail_unknown(delivery.pk, attempt=attempt, reason=f"{type(exc).__name__}: {exc}", duration_ms=_elapsed_ms(started))
+        raise
+    else:
+        _record_success(delivery, attempt, sent, _elapsed_ms(started))
     delivery.refresh_from_db()
+    return delivery
+
+
+def _elapsed_ms(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
+
+
+def _claim_delivery(delivery_id: int) -> tuple[Delivery, DeliveryAttempt] | None:
+    now = timezone.now()
+    with transaction.atomic():
+        claimed = Delivery.objects.filter(pk=delivery_id, status=DeliveryStatus.QUEUED).update(
+            status=DeliveryStatus.SENDING,
+            attempts=F("attempts") + 1,
+            lease_expires_at=now + timedelta(seconds=send_lease_seconds()),
+            next_attempt_at=None,
+            updated_at=now,
+        )
+        if not claimed:
+            return None
+        delivery = Delivery.objects.select_related("content__advisor").get(pk=delivery_id)
+        attempt = DeliveryAttempt.objects.create(delivery=delivery, number=delivery.attempts, started_at=now)
+    return delivery, attempt
+
+
+def _settle(delivery: Delivery, attempt: DeliveryAttempt, **changes: Any) -> bool:
+    """Write the outcome if the row is still this attempt's: not given up meanwhile."""
+    return bool(
+        Delivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.SENDING, attempts=attempt.number).update(
+            lease_expires_at=None, updated_at=timezone.now(), **changes
+        )
+    )
+
+
+def _close_attempt(attempt: DeliveryAttempt, outcome: str, duration_ms: int | None, **fields: Any) -> None:
+    attempt.outcome = outcome
+    attempt.finished_at = timezone.now()
+    attempt.duration_ms = duration_ms
+    for name, value in fields.items():
+        setattr(attempt, name, value)
+    attempt.save()
+
+
+def _note_late_answer(delivery: Delivery, attempt: DeliveryAttempt, answer: str) -> None:
+    """Keep what the channel said after the delivery was given up as outcome unknown.
+
+    Whoever decides on a retry by hand must see it: "sent" means retrying sends it twice.
+    """
+    logger.warning("delivery %s: attempt %s answered after it was given up: %s", delivery.pk, attempt.number, answer)
+    current = Delivery.objects.select_for_update().get(pk=delivery.pk)
+    note = f"Attempt {attempt.number} answered after it was given up: {answer}."
+    current.last_error = f"{current.last_error}\n{note}".strip()[:4000]
+    current.save(update_fields=["last_error", "updated_at"])
+
+
+def _move_content(content: Content, action: str) -> None:
+    """Move the item along with its delivery; if it moved on meanwhile, the delivery's record stands."""
+    try:
+        with transaction.atomic():
+            transition_content(content, action)
+    except TransitionConflict as exc:
+        logger.warning("content %s not %s after its delivery: %s", content.pk, _ACTION_PAST[action], exc)
+
+
+def _record_success(delivery: Delivery, attempt: DeliveryAttempt, sent: Sent, duration_ms: int) -> None:
+    now = timezone.now()
+    status = DeliveryStatus.DELIVERED if sent.delivered else DeliveryStatus.SENT
+    with transaction.atomic():
+        _close_attempt(
+            attempt, AttemptOutcome.SENT, duration_ms, http_status=sent.http_status,
+            provider_message_id=sent.provider_message_id[:200],
+        )
+        settled = _settle(
+            delivery, attempt, status=status, provider_message_id=sent.provider_message_id[:200], sent_at=now,
+            delivered_at=now if sent.delivered else None, last_error="",
+        )
+        if not settled:
+            _note_late_answer(delivery, attempt, f"sent, provider message id {sent.provider_message_id}")
+            return
+        delivery.refresh_from_db()
+        record_audit("delivery.sent", target=delivery, changes={"status": status, "attempt": attempt.number})
+        if sent.delivered:
+            _move_content(delivery.content, "mark_delivered")
+
+
+def _record_failure(delivery: Delivery, attempt: DeliveryAttempt, exc: TransportError, duration_ms: int) -> None:
+    """Record a failed try; fail the delivery, or queue it again and raise DeliveryRetry after commit."""
+    now = timezone.now()
+    error = str(exc)[:2000]
+    in_budget = delivery.attempts - delivery.attempts_at_retry
+    give_up = exc.permanent or in_budget >= settings.DELIVERY_MAX_ATTEMPTS
+    delay = None if give_up else retry_delay(in_budget, exc.retry_after)
+    with transaction.atomic():
+        _close_attempt(
+            attempt,
+            AttemptOutcome.PERMANENT_ERROR if exc.permanent else AttemptOutcome.RETRYABLE_ERROR,
+            duration_ms,
+            http_status=exc.http_status,
+            error=error,
+        )
+        if give_up:
+            last_error = error if exc.permanent else f"Gave up after {in_budget} attempts. Last error: {error}"
+            if not _settle(delivery, attempt, status=DeliveryStatus.FAILED, last_error=last_error[:2000]):
+                _note_late_answer(delivery, attempt, f"failed: {error}")
+                return
+            delivery.refresh_from_db()
+            record_audit(
+                "delivery.failed", target=delivery,
+                changes={"attempt": attempt.number, "permanent": exc.permanent, "error": last_error[:500]},
+            )
+            _move_content(delivery.content, "mark_failed")
+            return
+        if not _settle(
+            delivery, attempt, status=DeliveryStatus.QUEUED, last_error=error,
+            next_attempt_at=now + timedelta(seconds=delay),
+        ):
+            _note_late_answer(delivery, attempt, f"failed: {error}")
+            return
+    # Raised after the commit, so the attempt and its error are kept.
+    raise DeliveryRetry(exc, delay) from exc
+
+
+def _fail_unknown(
+    delivery_id: int,
+    *,
+    attempt: DeliveryAttempt | None = None,
+    reason: str = "",
+    duration_ms: int | None = None,
+    lease_expired_by=None,
+) -> bool:
+    """Fail a "sending" delivery whose outcome nobody knows; never send it again by itself.
+
+    With `lease_expired_by` (a time), only a row whose lease ended before it; with
+    `attempt`, only while the row is still that attempt's. Returns whether it failed one.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        rows = Delivery.objects.filter(pk=delivery_id, status=DeliveryStatus.SENDING)
+        if lease_expired_by is not None:
+            rows = rows.filter(lease_expires_at__lt=lease_expired_by)
+        if attempt is not None:
+            rows = rows.filter(attempts=attempt.number)
+        current = rows.select_related("content").first()
+        if current is None:
+            return False
+        attempt = attempt or DeliveryAttempt.objects.filter(delivery=current, number=current.attempts).first()
+        if not reason:
+            started = attempt.started_at.isoformat(timespec="seconds") if attempt else "?"
+            reason = f"attempt {current.attempts} (started {started}) never reported back; its worker was probably lost"
+        message = f"{UNKNOWN_OUTCOME}: {reason}"[:2000]
+        if not rows.update(status=DeliveryStatus.FAILED, last_error=message, lease_expires_at=None, updated_at=now):
+            return False
+        if attempt is not None:
+            DeliveryAttempt.objects.filter(pk=attempt.pk).update(
+                outcome=AttemptOutcome.UNKNOWN, finished_at=now, error=reason[:2000], duration_ms=duration_ms
+            )
+        current.refresh_from_db()
+        record_audit(
+            "delivery.outcome_unknown", target=current, changes={"attempt": current.attempts, "reason": reason[:500]}
+        )
+        _move_content(current.content, "mark_failed")
+    return True
+
+
+def delivery_wait(delivery_id: int) -> float | None:
+    """Return the seconds to wait before sending this delivery is worth trying, or None for no wait.
+
+    A queued delivery waits for its back-off (next_attempt_at); one being sent waits for
+    the end of its lease, after which a send that never reported back is failed as unknown.
+    """
+    row = Delivery.objects.filter(pk=delivery_id).values("status", "next_attempt_at", "lease_expires_at").first()
+    if row is None:
+        return None
+    now = timezone.now()
+    if row["status"] == DeliveryStatus.SENDING:
+        expires = row["lease_expires_at"]
+        return 1.0 + max(0.0, (expires - now).total_seconds()) if expires else None
+    if row["status"] == DeliveryStatus.QUEUED and row["next_attempt_at"]:
+        wait = (row["next_attempt_at"] - now).total_seconds()
+        # Workers' clocks differ a little: a retry that fires a moment early is due.
+        return wait if wait > CLOCK_SKEW_SECONDS else None
+    return None
+
+
+def reap_deliveries(now=None) -> dict[str, list[int]]:
+    """Fail deliveries stuck "sending" past their lease (outcome unknown); queue again ones whose task was lost."""
+    from .tasks import deliver_content
+
+    now = now or timezone.now()
+    reaped: dict[str, list[int]] = {"unknown": [], "requeued": []}
+    stuck = Delivery.objects.filter(status=DeliveryStatus.SENDING, lease_expires_at__lt=now)
+    for delivery_id in list(stuck.values_list("pk", flat=True)[:REAP_BATCH]):
+        if _fail_unknown(delivery_id, lease_expired_by=now):
+            reaped["unknown"].append(delivery_id)
+    overdue_before = now - timedelta(seconds=OVERDUE_AFTER_SECONDS)
+    overdue = Delivery.objects.filter(status=DeliveryStatus.QUEUED, next_attempt_at__lt=overdue_before)
+    for delivery_id in list(overdue.values_list("pk", flat=True)[:REAP_BATCH]):
+        with transaction.atomic():
+            # Pushed forward, so one lost task means one more task, not one per reaper tick.
+            if Delivery.objects.filter(pk=delivery_id, status=DeliveryStatus.QUEUED, next_attempt_at__lt=overdue_before).update(
+                next_attempt_at=now + timedelta(seconds=OVERDUE_AFTER_SECONDS)
+            ):
+                deliver_content.delay_on_commit(delivery_id)
+                reaped["requeued"].append(delivery_id)
+    return reaped
+
+
+def retry_delivery(
+    delivery: Delivery, *, by, source: str = AuditSource.UI, request: HttpRequest | None = None
+) -> Delivery:
+    """Queue a failed delivery again, with a fresh attempt budget; audited.
+
+    The person takes responsibility: after an unknown outcome the message may have reached
+    the advisor already. A failed content item goes back to approved.
+    """
+    from .tasks import deliver_content
+
+    now = timezone.now()
+    with transaction.atomic():
+        previous = Delivery.objects.filter(pk=delivery.pk).values("status", "last_error", "attempts").first()
+        queued = Delivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.FAILED).update(
+            status=DeliveryStatus.QUEUED,
+            attempts_at_retry=F("attempts"),
+            next_attempt_at=now,
+            lease_expires_at=None,
+            last_error="",
+            updated_at=now,
+        )
+        if not queued:
+            label = DeliveryStatus(previous["status"]).label.lower() if previous else "gone"
+            raise TransitionConflict(f"This delivery is {label}; only a failed delivery can be sent again.")
+        delivery.refresh_from_db()
+        record_audit(
+            "delivery.retried",
+            actor=by,
+            target=delivery,
+            changes={
+                "status": [DeliveryStatus.FAILED, DeliveryStatus.QUEUED],
+                "attempts_so_far": previous["attempts"],
+                "last_error": previous["last_error"][:500],
+            },
+            source=source,
+            request=request,
+        )
+        content = Content.objects.get(pk=delivery.content_id)
+        if content.status == S.FAILED:
+            transition_content(content, "retry_delivery", by=by, source=source, request=request)
+        deliver_content.delay_on_commit(delivery.pk)
     return delivery
 
 

@@ -46,8 +46,8 @@ MAX_LOG_BATCH = 500
 MAX_MESSAGE_LENGTH = 10_000
 
 
-# Sent after the commit that made a run final (run_id, agent slug, status): how apps built on
-# the runtime (the content engine) follow their runs without the runtime knowing them.
+# Sent inside the transaction that makes a run final (run_id, agent slug, status): how apps
+# built on the runtime (the content engine) follow their runs without the runtime knowing them.
 run_finished = Signal()
 
 
@@ -365,8 +365,8 @@ def finish_run(
             message=f"Run {RunStatus(status).label.lower()}" + (f": {error[:500]}" if error else "."),
         )
         publish_run(run)
-        finished = {"run_id": run.pk, "agent": run.agent.slug, "status": run.status}
-        transaction.on_commit(lambda: run_finished.send(sender=AgentRun, **finished))
+        # Inside the transaction: what receivers record commits with the run's final state.
+        run_finished.send(sender=AgentRun, run_id=run.pk, agent=run.agent.slug, status=run.status)
         retry = None
         if allow_retry and status in {RunStatus.FAILED, RunStatus.TIMED_OUT}:
             retry = _schedule_retry(run)

@@ -20,6 +20,9 @@ class Section:
 
 SECTIONS: tuple[Section, ...] = (
     Section("overview", "Overview", "dashboard", "Components, live connection and version.", "admin:index"),
+    Section("operations", "Daily operations", "event_note",
+            "Today's content cycle by stage, per advisor, with its runs and the previous days.",
+            "admin:engine_operations"),
     Section("agents", "Agents", "account_tree", "The live agent hierarchy, runs, logs, manual triggers and schedules.",
             "admin:agents_hierarchy"),
     Section("review", "Review queue", "fact_check", "Approve, reject or send back generated content, on a phone too.",

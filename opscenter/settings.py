@@ -121,6 +121,9 @@ except (zoneinfo.ZoneInfoNotFoundError, ValueError):
     ) from None
 USE_TZ = True
 LANGUAGE_CODE = "en-us"
+# The console is in English. Listing only it also spares every admin page Unfold's language
+# menu, which translates Django's hundred language names on each render even when hidden.
+LANGUAGES = [("en-us", "English")]
 USE_I18N = True
 
 
@@ -226,7 +229,7 @@ DJANGO_CELERY_BEAT_TZ_AWARE = True
 
 # --- Agent runtime --------------------------------------------------------------------------
 # Modules whose @agent functions make up the hierarchy; OPSCENTER_AGENT_MODULES adds more.
-AGENT_MODULES = ["agents.builtin", *_list("OPSCENTER_AGENT_MODULES", [])]
+AGENT_MODULES = ["agents.builtin", "agents.engine.agents", *_list("OPSCENTER_AGENT_MODULES", [])]
 AGENT_HEARTBEAT_SECONDS = _int("AGENT_HEARTBEAT_SECONDS", 5, minimum=1, maximum=300)
 # A running run whose heartbeat is older than this is failed as "worker lost" by the reaper.
 AGENT_LOST_AFTER_SECONDS = _int("AGENT_LOST_AFTER_SECONDS", 60, minimum=3, maximum=3600)
@@ -310,7 +313,19 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            # {% cached_sidebar %}: the sidebar links, rendered once per distinct state.
+            "libraries": {"opscenter_sidebar": "opscenter.navigation"},
         },
+    },
+    {
+        # Only the review queue's cards, which are rendered by name through this engine
+        # (advisors.review.views.render_cards): ten cards a page cost a third of the page
+        # in Django templates. Second in the list, so every other lookup stays Django's.
+        "NAME": "jinja2",
+        "BACKEND": "django.template.backends.jinja2.Jinja2",
+        "DIRS": [BASE_DIR / "templates" / "jinja2"],
+        "APP_DIRS": False,
+        "OPTIONS": {"autoescape": True},
     },
 ]
 
@@ -506,6 +521,9 @@ WHATSAPP_TEMPLATE_LANGUAGE = os.environ.get("WHATSAPP_TEMPLATE_LANGUAGE", "en")
 # Absolute base for media links sent to outside services (WhatsApp fetches images by URL).
 PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "").rstrip("/")
 
+# Demo data (advisors, topics, rules and a first content cycle) on the first `make run`.
+OPSCENTER_DEMO = _bool("OPSCENTER_DEMO", True)
+
 # The content engine's writer: "local" (templates, offline, the default) or an
 # OpenAI-compatible chat-completions API when its URL and key are set.
 CONTENT_LLM_URL = os.environ.get("CONTENT_LLM_URL", "").rstrip("/")
@@ -520,6 +538,12 @@ except (zoneinfo.ZoneInfoNotFoundError, ValueError):
     raise ImproperlyConfigured(
         f"Environment variable ENGINE_TIME_ZONE={ENGINE_TIME_ZONE!r} is invalid: not an IANA time zone such as Asia/Kolkata"
     ) from None
+# Sends whose worker died mid-call: failed as "outcome unknown" (never re-sent by themselves).
+CELERY_BEAT_SCHEDULE["advisors: reap deliveries"] = {
+    "task": "advisors.tasks.reap_deliveries",
+    "schedule": 60.0,
+    "options": {"expires": 120},
+}
 # How long a reviewer's claim on a queue item lasts without a renewal.
 REVIEW_CLAIM_SECONDS = _int("REVIEW_CLAIM_SECONDS", 120, minimum=10, maximum=3600)
 

@@ -60,3 +60,13 @@ def session_cookie(user) -> bytes:
     client.force_login(user)
     name = settings.SESSION_COOKIE_NAME
     return f"{name}={client.cookies[name].value}".encode()
+
+
+def make_delivery(content=None, *, channel: str = "outbox", **fields):
+    """Create a delivery (queued unless told otherwise) for an approved item."""
+    from advisors.models import Delivery
+
+    content = content or make_content(status="approved")
+    return Delivery.objects.create(
+        content=content, channel=channel, recipient=fields.pop("recipient", content.advisor.phone), **fields
+    )

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import django_filters
 
-from ..models import Advisor, ComplianceVerdict, Content
+from ..models import Advisor, ComplianceVerdict, Content, Delivery
 
 
 class AdvisorFilter(django_filters.FilterSet):
@@ -26,3 +26,9 @@ class ContentFilter(django_filters.FilterSet):
     class Meta:
         model = Content
         fields = ["status", "advisor", "cycle_date", "cycle_date_after", "cycle_date_before", "verdict", "kind"]
+
+
+class DeliveryFilter(django_filters.FilterSet):
+    class Meta:
+        model = Delivery
+        fields = ["status", "channel", "content"]

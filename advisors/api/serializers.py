@@ -3,7 +3,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from ..models import Advisor, AdvisorStatus, Content, Delivery
+from ..models import Advisor, AdvisorStatus, ComplianceVerdict, Content, Delivery, DeliveryAttempt
 
 BULK_MAX = 500
 
@@ -41,6 +41,33 @@ class DeliverySummarySerializer(serializers.ModelSerializer):
         fields = ["id", "channel", "status", "attempts", "last_error", "provider_message_id", "sent_at", "delivered_at"]
 
 
+class DeliveryAttemptSerializer(serializers.ModelSerializer):
+    """One try at sending: outcome sent, retryable_error, permanent_error or unknown (also while in flight)."""
+
+    class Meta:
+        model = DeliveryAttempt
+        fields = [
+            "number", "started_at", "finished_at", "outcome", "http_status", "error", "provider_message_id",
+            "duration_ms",
+        ]
+        read_only_fields = fields
+
+
+class DeliverySerializer(serializers.ModelSerializer):
+    """A delivery with its attempt ledger (read-only; POST …/retry sends a failed one again)."""
+
+    attempt_log = DeliveryAttemptSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Delivery
+        fields = [
+            "id", "content", "channel", "recipient", "status", "attempts", "last_error", "provider_message_id",
+            "next_attempt_at", "lease_expires_at", "created_at", "updated_at", "sent_at", "delivered_at",
+            "attempt_log",
+        ]
+        read_only_fields = fields
+
+
 class FindingSerializer(serializers.Serializer):
     rule = serializers.CharField()
     severity = serializers.CharField()
@@ -64,6 +91,9 @@ class ContentSerializer(serializers.ModelSerializer):
     compliance_findings = FindingsField(read_only=True)
     image_url = serializers.ImageField(source="image", read_only=True, use_url=True, allow_null=True)
     deliveries = DeliverySummarySerializer(many=True, read_only=True)
+    needs_override = serializers.SerializerMethodField(
+        help_text='The item fails compliance: approving it needs an Admin and an "override_reason".'
+    )
 
     class Meta:
         model = Content
@@ -71,15 +101,32 @@ class ContentSerializer(serializers.ModelSerializer):
             "id", "advisor", "advisor_name", "cycle_date", "kind", "title", "body", "topic", "image_url",
             "status", "version", "compliance_verdict", "compliance_findings", "fatigue_score",
             "generating_run_id", "reviewer", "reviewed_at", "review_note", "revision_of", "submitted_at",
-            "deliveries", "created_at", "updated_at",
+            "needs_override", "deliveries", "created_at", "updated_at",
         ]
         read_only_fields = fields
+
+    def get_needs_override(self, obj: Content) -> bool:
+        return obj.compliance_verdict == ComplianceVerdict.FAIL
 
 
 class ReviewActionSerializer(serializers.Serializer):
     note = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
     version = serializers.IntegerField(
         required=False, min_value=1, help_text="The version you reviewed; a newer one on the server gives 409."
+    )
+
+
+class ApproveReviewActionSerializer(ReviewActionSerializer):
+    override_reason = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=2000,
+        help_text=(
+            "Why an item that fails compliance is approved anyway. Admins only: from anyone else it is "
+            "refused with 403. Without it, approving a failing item is refused with 409 (code compliance_blocked). "
+            "Audited as content.compliance_override."
+        ),
     )
 
 

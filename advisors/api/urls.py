@@ -9,5 +9,6 @@ router = SimpleRouter()
 router.trailing_slash = "/?"
 router.register("advisors", views.AdvisorViewSet, basename="advisor")
 router.register("content", views.ContentViewSet, basename="content")
+router.register("deliveries", views.DeliveryViewSet, basename="delivery")
 
 urlpatterns = router.urls

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
 from django_filters.rest_framework import DjangoFilterBackend
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions, filters, mixins, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -15,19 +15,27 @@ from opscenter.api.permissions import RoleModelPermissions, TokenScopePermission
 from opscenter.models import AuditSource
 
 from ..advisor_services import create_advisor, update_advisor
-from ..models import Advisor, Content
-from ..services import approve_content, bulk_review, reject_content, request_revision, set_advisor_status
-from .filters import AdvisorFilter, ContentFilter
+from ..models import Advisor, Content, Delivery
+from ..services import (
+    approve_content,
+    bulk_review,
+    reject_content,
+    request_revision,
+    retry_delivery,
+    set_advisor_status,
+)
+from .filters import AdvisorFilter, ContentFilter, DeliveryFilter
 from .serializers import (
     AdvisorSerializer,
     AdvisorStatusSerializer,
+    ApproveReviewActionSerializer,
     BulkApproveResultSerializer,
     BulkRejectResultSerializer,
     BulkRejectSerializer,
     BulkReviewSerializer,
     ContentSerializer,
+    DeliverySerializer,
     NoteRequiredReviewActionSerializer,
-    ReviewActionSerializer,
 )
 
 
@@ -55,6 +63,22 @@ class OfferedMethodPermissions(RoleModelPermissions):
 
 # Review actions: a write-scoped token (or a session) and the review permission.
 REVIEW_PERMISSIONS = [TokenScopePermission, require("advisors.review_content")]
+
+
+def _approve_errors() -> dict:
+    """The approve action's errors, with what 403 and 409 mean for a compliance override."""
+    errors = _errors(400, 401, 403, 404, 409)
+    errors[403] = OpenApiResponse(
+        errors[403].response,
+        "your role or your token's scope does not allow this, or override_reason was sent by someone "
+        "who is not an Admin (code permission_denied)",
+    )
+    errors[409] = OpenApiResponse(
+        errors[409].response,
+        "someone acted first or the item is no longer pending (code conflict), or it fails compliance and "
+        "needs an Admin's override_reason (code compliance_blocked)",
+    )
+    return errors
 
 
 @extend_schema_view(
@@ -153,14 +177,14 @@ class ContentViewSet(viewsets.ReadOnlyModelViewSet):
     def get_serializer_class(self):
         """Return the serializer of the action's request body (responses are ContentSerializer)."""
         return {
-            "approve": ReviewActionSerializer,
+            "approve": ApproveReviewActionSerializer,
             "reject": NoteRequiredReviewActionSerializer,
             "request_revision": NoteRequiredReviewActionSerializer,
             "bulk_approve": BulkReviewSerializer,
             "bulk_reject": BulkRejectSerializer,
         }.get(self.action, ContentSerializer)
 
-    def _review(self, request, service):
+    def _review(self, request, service, extra_fields: tuple[str, ...] = ()):
         content = self.get_object()
         body = self.get_serializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -171,18 +195,23 @@ class ContentViewSet(viewsets.ReadOnlyModelViewSet):
             expected_version=body.validated_data.get("version"),
             source=AuditSource.API,
             request=request,
+            **{name: body.validated_data[name] for name in extra_fields},
         )
         done = self.get_queryset().get(pk=done.pk)  # fresh, with its delivery row
         return Response(ContentSerializer(done, context=self.get_serializer_context()).data)
 
     @extend_schema(
         summary="Approve a pending item (creates its delivery once)",
-        request=ReviewActionSerializer,
-        responses={200: ContentSerializer, **_errors(400, 401, 403, 404, 409)},
+        description=(
+            "An item that fails compliance (needs_override) is approved only by an Admin who gives "
+            "override_reason; the override is audited on its own. Bulk approval never overrides."
+        ),
+        request=ApproveReviewActionSerializer,
+        responses={200: ContentSerializer, **_approve_errors()},
     )
     @action(detail=True, methods=["post"], permission_classes=REVIEW_PERMISSIONS)
     def approve(self, request, pk=None):
-        return self._review(request, approve_content)
+        return self._review(request, approve_content, extra_fields=("override_reason",))
 
     @extend_schema(
         summary="Reject a pending item (note required)",
@@ -234,3 +263,36 @@ class ContentViewSet(viewsets.ReadOnlyModelViewSet):
     def bulk_reject(self, request):
         return self._bulk(request, "reject", "rejected")
 
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List deliveries, newest first", responses={200: DeliverySerializer(many=True), **_errors(400, 401, 403)}
+    ),
+    retrieve=extend_schema(
+        summary="One delivery with its attempts", responses={200: DeliverySerializer, **_errors(401, 403, 404)}
+    ),
+)
+@extend_schema(tags=["deliveries"])
+class DeliveryViewSet(viewsets.ReadOnlyModelViewSet):
+    """Deliveries and their attempt ledger; a failed one can be sent again by hand."""
+
+    queryset = Delivery.objects.prefetch_related("attempt_log")
+    serializer_class = DeliverySerializer
+    permission_classes = [OfferedMethodPermissions]
+    method_not_allowed_detail = "Deliveries are created by approval; POST /deliveries/{id}/retry sends a failed one again."
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = DeliveryFilter
+
+    @extend_schema(
+        summary="Send a failed delivery again (you take responsibility: it may have arrived already)",
+        request=None,
+        responses={200: DeliverySerializer, **_errors(401, 403, 404, 409)},
+    )
+    @action(
+        detail=True, methods=["post"],
+        permission_classes=[TokenScopePermission, require("advisors.retry_delivery")],
+    )
+    def retry(self, request, pk=None):
+        delivery = retry_delivery(self.get_object(), by=request.user, source=AuditSource.API, request=request)
+        return Response(DeliverySerializer(self.get_queryset().get(pk=delivery.pk)).data)

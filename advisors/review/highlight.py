@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from html import escape
 from typing import Any
 
-from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 
 # Severity words in use, mapped to the three levels the page colours.
@@ -107,8 +107,13 @@ def highlight(body: str, findings: Any, *, id_prefix: str = "finding") -> SafeSt
 
 
 def mark_findings(body: str, findings: list[Finding], *, id_prefix: str = "finding") -> SafeString:
-    """Return `body` highlighted like highlight() does, from findings already cleaned for it."""
+    """Return `body` highlighted like highlight() does, from findings already cleaned for it.
+
+    Escaped with html.escape, which is what django.utils.html.escape and format_html do to
+    plain text, without their lazy-text wrappers: this runs for every card of every page.
+    """
     body = body or ""
+    id_prefix = escape(str(id_prefix))
     located = [f for f in findings if f.located]
     if not located:
         return mark_safe(escape(body))  # noqa: S308 (escaped just here)
@@ -126,14 +131,10 @@ def mark_findings(body: str, findings: list[Finding], *, id_prefix: str = "findi
             if finding.index not in anchored:
                 anchored.add(finding.index)
                 # An empty anchor per finding: several may start at the same character.
-                parts.append(format_html('<span class="rq-anchor" id="{}-{}"></span>', id_prefix, finding.index))
+                parts.append(f'<span class="rq-anchor" id="{id_prefix}-{finding.index}"></span>')
+        indexes = " ".join(str(f.index) for f in covering)
+        title = escape(" · ".join(f.message or f.rule for f in covering))
         parts.append(
-            format_html(
-                '<mark class="rq-mark rq-level-{}" data-findings="{}" title="{}">{}</mark>',
-                level,
-                " ".join(str(f.index) for f in covering),
-                " · ".join(f.message or f.rule for f in covering),
-                text,
-            )
+            f'<mark class="rq-mark rq-level-{escape(level)}" data-findings="{indexes}" title="{title}">{escape(text)}</mark>'
         )
     return mark_safe("".join(parts))  # noqa: S308 (every part is escaped above)

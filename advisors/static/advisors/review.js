@@ -300,13 +300,26 @@ function init(root) {
 
   function setBusy(card, busy) {
     card.classList.toggle("is-busy", busy);
-    card.querySelectorAll("button").forEach((b) => (b.disabled = busy));
+    // A blocked Approve (fails compliance, not an Admin) stays disabled whatever happens.
+    card.querySelectorAll("button").forEach((b) => (b.disabled = busy || b.hasAttribute("data-blocked")));
+  }
+
+  // The card's forms that open under its buttons: the note (reject / revise) and, on an item
+  // failing compliance, an Admin's override reason. One is open at a time.
+  const FORMS = "[data-note-form], [data-override-form]";
+
+  function hideForm(form) {
+    form.classList.remove("is-open");
+    if (location.hash === `#${form.id}`) history.replaceState(null, "", location.pathname + location.search);
+    noteError(form, "");
   }
 
   function openNote(card, mode) {
     const form = card.querySelector("[data-note-form]");
     if (!form) return;
     setCurrent(card, { focus: false });
+    card.querySelectorAll("[data-override-form].is-open, [data-override-form]:target").forEach(hideForm);
+    card.querySelector("[data-open-override]")?.classList.remove("is-chosen");
     form.classList.add("is-open");
     form.dataset.mode = mode;
     form.action = form.querySelector(`[data-submit="${mode}"]`).getAttribute("formaction");
@@ -318,14 +331,29 @@ function init(root) {
     form.scrollIntoView({ block: "nearest", behavior: "smooth" });
   }
 
-  function closeNote(card) {
-    const form = card.querySelector("[data-note-form]");
+  function openOverride(card) {
+    const form = card.querySelector("[data-override-form]");
     if (!form) return;
-    form.classList.remove("is-open");
-    form.dataset.mode = "";
-    if (location.hash === `#${form.id}`) history.replaceState(null, "", location.pathname + location.search);
-    noteError(form, "");
-    card.querySelectorAll("[data-open-note]").forEach((b) => b.classList.remove("is-chosen"));
+    setCurrent(card, { focus: false });
+    const note = card.querySelector("[data-note-form]");
+    if (note) {
+      hideForm(note);
+      note.dataset.mode = "";
+      card.querySelectorAll("[data-open-note]").forEach((b) => b.classList.remove("is-chosen"));
+    }
+    form.classList.add("is-open");
+    card.querySelector("[data-open-override]")?.classList.add("is-chosen");
+    form.querySelector("textarea").focus({ preventScroll: true });
+    form.scrollIntoView({ block: "nearest", behavior: "smooth" });
+  }
+
+  function closeNote(card) {
+    const forms = card.querySelectorAll(FORMS);
+    if (!forms.length) return;
+    forms.forEach(hideForm);
+    const note = card.querySelector("[data-note-form]");
+    if (note) note.dataset.mode = "";
+    card.querySelectorAll("[data-open-note], [data-open-override]").forEach((b) => b.classList.remove("is-chosen"));
     card.focus({ preventScroll: true });
   }
 
@@ -342,11 +370,11 @@ function init(root) {
     if (card.classList.contains("is-busy") || card.classList.contains("is-gone")) return;
     const action = (submitter && submitter.dataset.submit) || form.dataset.mode || "approve";
     const url = (submitter && submitter.getAttribute("formaction")) || form.getAttribute("action");
-    const isNote = form.hasAttribute("data-note-form");
+    const isNote = form.matches(FORMS);
     if (isNote) {
       const area = form.querySelector("textarea");
       if (!area.value.trim()) {
-        noteError(form, NOTE_REQUIRED);
+        noteError(form, form.dataset.required || NOTE_REQUIRED);
         area.focus();
         return;
       }
@@ -375,6 +403,12 @@ function init(root) {
     if (status === 400 && isNote) {
       noteError(form, data.error || NOTE_REQUIRED);
       form.querySelector("textarea").focus();
+    } else if (data.code === "compliance_blocked" || data.code === "permission_denied") {
+      // Refused for failing compliance: the item stays; say why where the reviewer is looking.
+      if (isNote && data.field) {
+        noteError(form, data.error);
+        form.querySelector("textarea").focus();
+      } else showCardError(card, data.error || "This item fails compliance.");
     } else if (status === 409 && data.stale) {
       // Still pending but changed since this page loaded: show the new version.
       showCardError(card, data.error);
@@ -426,6 +460,12 @@ function init(root) {
     if (opener) {
       e.preventDefault();
       openNote(opener.closest("[data-card]"), opener.dataset.openNote);
+      return;
+    }
+    const override = e.target.closest("[data-open-override]");
+    if (override) {
+      e.preventDefault();
+      openOverride(override.closest("[data-card]"));
       return;
     }
     const cancel = e.target.closest("[data-cancel-note]");
@@ -672,7 +712,7 @@ function init(root) {
     const target = e.target;
     const typing = target.closest && target.closest("input, textarea, select, [contenteditable]");
     if (typing) {
-      const form = target.closest("[data-note-form]");
+      const form = target.closest(FORMS);
       if (form && e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
         e.preventDefault();
         const mode = form.dataset.mode || "reject";
@@ -694,8 +734,11 @@ function init(root) {
         break;
       case "a":
         if (card && canReview) {
+          // An item failing compliance is never approved by a key: an Admin writes the reason.
           const form = card.querySelector("form.rq-approve");
-          act(card, form, form.querySelector("[data-submit]"));
+          if (form) act(card, form, form.querySelector("[data-submit]"));
+          else if (card.querySelector("[data-open-override]")) openOverride(card);
+          else toast((card.querySelector("[data-blocked-reason]") || {}).textContent || "Fails compliance.", { error: true });
         } else if (!card) move(1);
         break;
       case "r":

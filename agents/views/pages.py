@@ -256,6 +256,8 @@ def run_detail(request: HttpRequest, pk: int) -> TemplateResponse:
         "children": [r for r in state["tree"] if r["parent_id"] == run.pk],
         "webhook_attempts": list(run.webhook_attempts.all()),
         "params_json": json.dumps(run.params, indent=2),
+        # As pairs: in a template `run.metrics.items` would read the metric named "items".
+        "metrics": sorted((run.metrics or {}).items()),
         "result_json": json.dumps(run.result, indent=2) if run.result is not None else "",
     })
 

@@ -110,3 +110,13 @@ def test_admin_model_pages_are_not_shadowed_by_agent_pages(client, echo):
     assert c.get(reverse("admin:agents_agent_changelist")).status_code == 200
     assert c.get(reverse("admin:agents_agentrun_changelist")).status_code == 200
     assert c.get(reverse("admin:agents_agent_change", args=[echo.pk])).status_code == 200
+
+
+@pytest.mark.django_db
+def test_run_page_shows_metrics_even_one_named_items(client, echo):
+    # `items` is what most agents count; a template reading dict.items would take the number.
+    run = AgentRun.objects.create(agent=echo, status=RunStatus.SUCCEEDED, metrics={"items": 20, "tokens": 3})
+    response = _client(client, "Viewer").get(reverse("admin:agents_run", args=[run.pk]))
+    assert response.status_code == 200
+    text = response.content.decode()
+    assert "<dt>items</dt><dd>20</dd>" in text and "<dt>tokens</dt><dd>3</dd>" in text

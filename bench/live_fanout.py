@@ -8,7 +8,8 @@ and runs two servers in turn on free loopback ports:
 
   ours  daphne serving opscenter.asgi:application: Origin check, session auth, LiveConsumer
         on /ws/live/ subscribed to `agents`; events sent by opscenter.live.publish() from a
-        separate publisher process (INCR of the topic's sequence + channels-redis group_send)
+        separate publisher process (INCR of the topic's sequence + one Redis PUBLISH of the frame,
+        fanned out by each web process's LiveHub)
   bare  a bare `websockets` server that forwards every message of a Redis PUBLISH channel
         (redis-py pubsub) to all its clients with websockets.broadcast(); the publisher does
         INCR + PUBLISH. No auth, no per-client encoding: the transport's floor.
@@ -118,7 +119,7 @@ def run_publisher(args: argparse.Namespace) -> int:
         from opscenter.live import current_seq, publish
 
         def send(payload: dict) -> None:
-            # Outside a transaction publish() sends at once: INCR the topic's seq, then group_send.
+            # Outside a transaction publish() sends at once: INCR the topic's seq, then PUBLISH the frame.
             publish(TOPIC, "run.changed", payload)
 
         def seq() -> int:
@@ -461,7 +462,7 @@ async def run_server(server: str, ports: list[int], cookie: str | None, args: ar
 def report(results: list[Result], args: argparse.Namespace, busy: float) -> bool:
     print(f"\nPublish -> receive latency over loopback, {args.rate:g} events/s for {args.seconds:g}s per size, "
           f"{args.web_processes} daphne process(es)")
-    print("ours = daphne + LiveConsumer (session auth, Origin check) fed by opscenter.live.publish (channels-redis);")
+    print("ours = daphne + LiveConsumer (session auth, Origin check) fed by opscenter.live.publish (Redis PUBLISH + per-process hub);")
     print("bare = a bare `websockets` server broadcasting a Redis PUBLISH channel (no auth, one encoding)")
     print(f"dropped = events sent x clients - events received within {args.drain:g}s of the last send;")
     print("closed = connections the server closed during that size (connecting, idle and publishing);")

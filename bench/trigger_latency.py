@@ -147,7 +147,8 @@ class Feed:
             waiter.set_result(at)
 
     async def wait(self, run_id: int, statuses: set[str], timeout: float) -> tuple[str, float]:
-        for status in statuses:
+        # Earliest first: "running" and "succeeded" may both be in before the POST's answer.
+        for status in sorted(statuses, key=lambda s: s != "running"):
             if (run_id, status) in self.seen:
                 return status, self.seen[(run_id, status)]
         if self.closed:

@@ -9,19 +9,30 @@ gets, per topic it may see, a snapshot {"type": "snapshot", "topic", "seq", "dat
 then deltas {"type": "event", "topic", "event", "seq", "payload"}. The channel layer is
 at-most-once: a client that sees a gap in `seq` sends {"action": "resync", "topic"} and
 gets a fresh snapshot; a reconnect always starts with snapshots.
+
+Fan-out: an event is encoded once, as the exact frame clients receive, and PUBLISHed on
+the topic's Redis channel. Each web process (each event loop) keeps one subscription, the
+LiveHub, and writes every frame to the sockets of that process that follow the topic. The
+channel layer's groups would instead queue, decode and re-encode the event once per client
+(a thousand clients: a thousand Redis messages per event), which one process cannot keep up
+with at ten events a second.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
-from asgiref.sync import async_to_sync
+import redis.asyncio as aioredis
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
-from channels.layers import get_channel_layer
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -30,6 +41,7 @@ from .redis import redis_client
 logger = logging.getLogger(__name__)
 
 SEQ_KEY = "opscenter:live:seq:{topic}"
+CHANNEL_PREFIX = "opscenter:live:event:"  # + topic: the Redis pub/sub channel of its frames
 
 
 @dataclass(frozen=True)
@@ -76,15 +88,110 @@ def publish(topic: str, type: str, payload: dict) -> None:
     transaction.on_commit(lambda: _send(topic, type, payload))
 
 
+# Numbering and publishing in one step: with an INCR and a PUBLISH sent separately, two
+# processes publishing at once could deliver seq 11 before seq 10, and every client would
+# take the gap for a lost event. A script runs atomically, so the order of the numbers is
+# the order of delivery. The frame arrives without its closing brace; the script adds the seq.
+_PUBLISH_NUMBERED = """
+local seq = redis.call('INCR', KEYS[1])
+redis.call('PUBLISH', ARGV[1], ARGV[2] .. ',"seq":' .. seq .. '}')
+return seq
+"""
+
+
+@lru_cache(maxsize=4)
+def _publish_script(client):
+    return client.register_script(_PUBLISH_NUMBERED)
+
+
 def _send(topic: str, type: str, payload: dict) -> None:
     try:
-        seq = redis_client().incr(SEQ_KEY.format(topic=topic))
-        async_to_sync(get_channel_layer().group_send)(
-            group_name(topic),
-            {"type": "live.event", "topic": topic, "event": type, "seq": seq, "payload": payload},
-        )
+        client = redis_client()
+        head = json.dumps({"type": "event", "topic": topic, "event": type, "payload": payload})[:-1]
+        _publish_script(client)(keys=[SEQ_KEY.format(topic=topic)], args=[CHANNEL_PREFIX + topic, head])
     except Exception:
         logger.warning("live event %s/%s not published", topic, type, exc_info=True)
+
+
+class LiveHub:
+    """This event loop's one Redis subscription, and the sockets following each topic.
+
+    Started by the first subscription on the loop; reconnects with back-off when Redis goes
+    away (events published meanwhile are lost, as with any at-most-once layer: the clients
+    see the gap in `seq` and ask for a snapshot).
+    """
+
+    READY_TIMEOUT = 5.0
+
+    def __init__(self) -> None:
+        self.followers: dict[str, set[LiveConsumer]] = {}
+        self.ready = asyncio.Event()
+        self.task: asyncio.Task | None = None
+
+    async def follow(self, topic: str, consumer: LiveConsumer) -> None:
+        """Send `topic`'s frames to `consumer` from now on; returns once the hub listens."""
+        self.followers.setdefault(topic, set()).add(consumer)
+        if self.task is None or self.task.done():
+            self.task = asyncio.get_running_loop().create_task(self._listen(), name="opscenter-live-hub")
+        try:
+            await asyncio.wait_for(self.ready.wait(), self.READY_TIMEOUT)
+        except TimeoutError:
+            logger.warning("live hub not subscribed within %ss; events may be missed until it is", self.READY_TIMEOUT)
+
+    def unfollow(self, consumer: LiveConsumer, topics=None) -> None:
+        for topic in list(self.followers if topics is None else topics):
+            self.followers.get(topic, set()).discard(consumer)
+
+    async def _listen(self) -> None:
+        delay = 0.5
+        while True:
+            client = aioredis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, health_check_interval=30)
+            try:
+                async with client.pubsub() as pubsub:
+                    await pubsub.psubscribe(CHANNEL_PREFIX + "*")
+                    # psubscribe returns before Redis confirms: wait for the confirmation,
+                    # so nothing published after a snapshot's `seq` was read can slip by.
+                    while (await pubsub.get_message(timeout=self.READY_TIMEOUT)) is None:
+                        pass
+                    self.ready.set()
+                    delay = 0.5
+                    async for message in pubsub.listen():
+                        if message["type"] == "pmessage":
+                            await self._fan_out(message["channel"], message["data"])
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.ready.clear()
+                logger.warning("live hub lost Redis; reconnecting in %.1fs", delay, exc_info=True)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+            finally:
+                await client.aclose()
+
+    async def _fan_out(self, channel: bytes, data: bytes) -> None:
+        topic = channel.decode()[len(CHANNEL_PREFIX):]
+        followers = self.followers.get(topic)
+        if not followers:
+            return
+        text = data.decode()
+        seq = json.loads(text)["seq"]
+        for consumer in list(followers):
+            try:
+                await consumer.deliver(topic, seq, text)
+            except Exception:  # one broken socket must not starve the others
+                logger.debug("live frame not delivered to %s", consumer, exc_info=True)
+
+
+_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LiveHub] = weakref.WeakKeyDictionary()
+
+
+def live_hub() -> LiveHub:
+    """Return the running event loop's hub (one per web process in production)."""
+    loop = asyncio.get_running_loop()
+    hub = _hubs.get(loop)
+    if hub is None:
+        hub = _hubs[loop] = LiveHub()
+    return hub
 
 
 class LiveConsumer(AsyncJsonWebsocketConsumer):
@@ -92,6 +199,10 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
 
     No business logic lives here: snapshots come from the topic registry.
     """
+
+    # Frames come from the LiveHub, not the channel layer: no channel per connection, so no
+    # Redis read loop per open socket (a thousand sockets were a thousand BRPOP loops).
+    channel_layer_alias = None
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -101,12 +212,13 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         self.user = user
         # topic -> sequence number of the snapshot this client holds
         self.subscriptions: dict[str, int] = {}
+        # topic -> frames that arrived while its snapshot was being read and sent
+        self.pending: dict[str, list[tuple[int, str]]] = {}
         await self.accept()
         await self.send_json({"type": "hello", "user": user.get_username(), "server_time": timezone.now().isoformat()})
 
     async def disconnect(self, code: int) -> None:
-        for topic in list(getattr(self, "subscriptions", {})):
-            await self.channel_layer.group_discard(group_name(topic), self.channel_name)
+        live_hub().unfollow(self)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         if not isinstance(content, dict):
@@ -125,7 +237,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         elif action == "unsubscribe":
             for name in content.get("topics") or []:
                 if self.subscriptions.pop(name, None) is not None:
-                    await self.channel_layer.group_discard(group_name(name), self.channel_name)
+                    live_hub().unfollow(self, [name])
         elif action == "ping":
             await self.send_json({"type": "pong", "server_time": timezone.now().isoformat()})
         else:
@@ -141,29 +253,36 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             return
         # Join first, then read the sequence: an event racing the snapshot is then
         # either inside it or delivered after it, never lost in between.
-        await self.channel_layer.group_add(group_name(name), self.channel_name)
-        seq, data = await database_sync_to_async(self._snapshot)(topic)
-        self.subscriptions[name] = seq
-        await self.send_json({"type": "snapshot", "topic": name, "seq": seq, "data": data})
+        # Frames arriving meanwhile wait in `pending`, then go out after the snapshot, in order,
+        # unless the snapshot already counts them.
+        self.pending[name] = []
+        try:
+            await live_hub().follow(name, self)
+            seq, data = await database_sync_to_async(self._snapshot)(topic)
+            self.subscriptions[name] = seq
+            await self.send_json({"type": "snapshot", "topic": name, "seq": seq, "data": data})
+            while self.pending[name]:
+                waiting, self.pending[name] = self.pending[name], []
+                for frame_seq, frame in waiting:
+                    if frame_seq > seq:
+                        await self.send(text_data=frame)
+        finally:
+            del self.pending[name]
 
     def _snapshot(self, topic: Topic) -> tuple[int, dict]:
         seq = current_seq(topic.name)
         return seq, topic.snapshot(self.user)
 
-    async def live_event(self, message: dict) -> None:
-        topic = message["topic"]
+    async def deliver(self, topic: str, seq: int, frame: str) -> None:
+        """Send an event frame (already encoded by the publisher) unless the snapshot has it."""
+        waiting = self.pending.get(topic)
+        if waiting is not None:
+            waiting.append((seq, frame))  # its snapshot is on the way: send after it
+            return
         held = self.subscriptions.get(topic)
-        if held is None or message["seq"] <= held:
+        if held is None or seq <= held:
             return  # not subscribed, or already part of the snapshot we sent
-        await self.send_json(
-            {
-                "type": "event",
-                "topic": topic,
-                "event": message["event"],
-                "seq": message["seq"],
-                "payload": message["payload"],
-            }
-        )
+        await self.send(text_data=frame)
 
     async def _error(self, topic: str | None, code: str, message: str) -> None:
         await self.send_json({"type": "error", "topic": topic, "code": code, "message": message})

@@ -246,3 +246,44 @@ async def test_wildcard_allowed_hosts_lets_in_same_origin_pages_only(settings):
     )
     assert await _connects(application, b"http://ops.lan:8080", b"ops.lan:8080", cookie)
     assert not await _connects(application, b"http://evil.example", b"ops.lan:8080", cookie)
+
+
+@pytest.fixture
+def admin_cookie(transactional_db) -> bytes:
+    return session_cookie(make_user("Admin"))
+
+
+async def test_event_published_while_the_snapshot_is_read_follows_the_snapshot(live, admin_cookie):
+    # Another process publishes between the snapshot's sequence number and its data: the
+    # event is held back until the snapshot has gone out, then delivered, in order.
+    from opscenter import live as live_module
+
+    def racing_snapshot(user) -> dict:
+        live_module._send("race-test", "changed", {"during": "snapshot"})
+        return {"ok": True}
+
+    live_module.register_topic("race-test", permission="auth.view_user", snapshot=racing_snapshot)
+    try:
+        communicator = await live(admin_cookie)
+        await connect(communicator)
+        snapshot = await subscribe(communicator, "race-test")
+        event = await communicator.receive_json_from(timeout=TIMEOUT)
+    finally:
+        live_module._topics.pop("race-test", None)
+    assert snapshot["type"] == "snapshot" and snapshot["data"] == {"ok": True}
+    assert event == {"type": "event", "topic": "race-test", "event": "changed", "seq": snapshot["seq"] + 1,
+                     "payload": {"during": "snapshot"}}
+
+
+async def test_one_published_frame_reaches_every_follower_in_the_process(live, viewer_cookie):
+    communicators = [await live(viewer_cookie) for _ in range(3)]
+    snapshots = []
+    for communicator in communicators:
+        await connect(communicator)
+        snapshots.append(await subscribe(communicator))
+
+    await publish_committed({"workers_online": 5})
+
+    for communicator, snapshot in zip(communicators, snapshots, strict=True):
+        event = await communicator.receive_json_from(timeout=TIMEOUT)
+        assert event["payload"] == {"workers_online": 5} and event["seq"] > snapshot["seq"]

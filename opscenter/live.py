@@ -42,6 +42,7 @@ logger = logging.getLogger(__name__)
 
 SEQ_KEY = "opscenter:live:seq:{topic}"
 CHANNEL_PREFIX = "opscenter:live:event:"  # + topic: the Redis pub/sub channel of its frames
+RAW_SEND = "opscenter.raw_send"  # scope key: the server's send, put there by the routing's outer app
 
 
 @dataclass(frozen=True)
@@ -177,7 +178,19 @@ class LiveHub:
         seq = json.loads(text)["seq"]
         for consumer in list(followers):
             try:
-                await consumer.deliver(topic, seq, text)
+                # deliver()'s checks, inline: this loop runs once per socket per event.
+                waiting = consumer.pending.get(topic)
+                if waiting is not None:
+                    waiting.append((seq, text))
+                    continue
+                held = consumer.subscriptions.get(topic)
+                if held is None or seq <= held:
+                    continue
+                raw_send = consumer.scope.get(RAW_SEND)
+                if raw_send is None:
+                    await consumer.send(text_data=text)
+                else:
+                    await raw_send({"type": "websocket.send", "text": text})
             except Exception:  # one broken socket must not starve the others
                 logger.debug("live frame not delivered to %s", consumer, exc_info=True)
 
@@ -265,7 +278,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
                 waiting, self.pending[name] = self.pending[name], []
                 for frame_seq, frame in waiting:
                     if frame_seq > seq:
-                        await self.send(text_data=frame)
+                        await self._send_frame(frame)
         finally:
             del self.pending[name]
 
@@ -273,16 +286,12 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         seq = current_seq(topic.name)
         return seq, topic.snapshot(self.user)
 
-    async def deliver(self, topic: str, seq: int, frame: str) -> None:
-        """Send an event frame (already encoded by the publisher) unless the snapshot has it."""
-        waiting = self.pending.get(topic)
-        if waiting is not None:
-            waiting.append((seq, frame))  # its snapshot is on the way: send after it
-            return
-        held = self.subscriptions.get(topic)
-        if held is None or seq <= held:
-            return  # not subscribed, or already part of the snapshot we sent
-        await self.send(text_data=frame)
+    async def _send_frame(self, frame: str) -> None:
+        raw_send = self.scope.get(RAW_SEND)
+        if raw_send is None:
+            await self.send(text_data=frame)
+        else:
+            await raw_send({"type": "websocket.send", "text": frame})
 
     async def _error(self, topic: str | None, code: str, message: str) -> None:
         await self.send_json({"type": "error", "topic": topic, "code": code, "message": message})

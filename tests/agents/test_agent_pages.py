@@ -120,3 +120,17 @@ def test_run_page_shows_metrics_even_one_named_items(client, echo):
     assert response.status_code == 200
     text = response.content.decode()
     assert "<dt>items</dt><dd>20</dd>" in text and "<dt>tokens</dt><dd>3</dd>" in text
+
+
+@pytest.mark.django_db
+def test_next_runs_are_shown_in_the_schedules_own_time_zone(client, echo, settings):
+    import re
+
+    settings.TIME_ZONE = "UTC"  # the site's zone differs from the schedule's
+    c = _client(client, "Admin")
+    c.post(reverse("admin:agents_schedule", args=["test-slow"]),
+           {"cron": "30 20 * * *; 0 5 * * *", "timezone": "Asia/Kolkata", "enabled": "on"})
+    page = c.get(reverse("admin:agents_agent", args=["test-slow"])).content.decode()
+    listed = re.search(r'<ol class="ag-next">(.*?)</ol>', page, re.S).group(1)
+    times = re.findall(r">\w{3} \d{1,2} \w{3} \d{4}, (\d\d:\d\d)<", listed)
+    assert times and set(times) == {"20:30", "05:00"}, times

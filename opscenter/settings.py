@@ -257,6 +257,18 @@ WEBHOOK_RETRY_DELAY_SECONDS = _int("WEBHOOK_RETRY_DELAY_SECONDS", 5, minimum=0, 
 OUTBOUND_ALLOW_PRIVATE = _bool("OUTBOUND_ALLOW_PRIVATE", False)
 OUTBOUND_ALLOWED_HOSTS = _list("OUTBOUND_ALLOWED_HOSTS", [])
 
+# --- Metric store, system sampler, Prometheus (monitoring) ---------------------------------
+# (monitoring's settings and beat entries go here)
+
+# --- Health checks (monitoring.health) ------------------------------------------------------
+# (health's settings and beat entries go here)
+
+# --- Log store (monitoring.logs) ------------------------------------------------------------
+# (the log store's settings and beat entries go here; its handler joins LOGGING below)
+
+# --- Backups (opscenter.backups) ------------------------------------------------------------
+# (backups' settings and beat entries go here)
+
 # --- Applications ---------------------------------------------------------------------------
 INSTALLED_APPS = [
     "daphne",
@@ -279,7 +291,10 @@ INSTALLED_APPS = [
     "advisors",
     "agents",
     "agents.engine",
+    "opscenter.backups",
     "monitoring",
+    "monitoring.health",
+    "monitoring.logs",
     "alerts",
 ]
 

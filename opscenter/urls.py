@@ -16,6 +16,11 @@ urlpatterns = [
     path("api/v1/", include("opscenter.api.urls")),
     path("api/v1/", include("advisors.api.urls")),
     path("api/v1/", include("agents.api.urls")),
+    path("api/v1/", include("opscenter.backups.api_urls")),
+    path("api/v1/", include("monitoring.api_urls")),
+    path("api/v1/", include("monitoring.health.api_urls")),
+    path("api/v1/", include("monitoring.logs.api_urls")),
+    path("", include("monitoring.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
 ]

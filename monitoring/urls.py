@@ -1,0 +1,3 @@
+"""Top-level URLs of the monitoring app (the Prometheus endpoint lives at /metrics)."""
+
+urlpatterns: list = []

@@ -181,12 +181,18 @@ class Delivery(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
+    read_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]
         verbose_name_plural = "deliveries"
         constraints = [models.UniqueConstraint(fields=["content", "channel"], name="delivery_once_per_channel")]
-        indexes = [models.Index(fields=["status", "id"], name="delivery_status_idx")]
+        indexes = [
+            models.Index(fields=["status", "id"], name="delivery_status_idx"),
+            # Receipts and clicks from the messaging service name the provider's message id.
+            models.Index(fields=["provider_message_id"], condition=~Q(provider_message_id=""),
+                         name="delivery_provider_msg_idx"),
+        ]
         permissions = [("retry_delivery", "Can send a failed delivery again")]
 
     def __str__(self) -> str:

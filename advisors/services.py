@@ -545,6 +545,44 @@ def _record_failure(delivery: Delivery, attempt: DeliveryAttempt, exc: Transport
     raise DeliveryRetry(exc, delay) from exc
 
 
+_RECEIPT_RANK = {DeliveryStatus.SENT: 1, DeliveryStatus.DELIVERED: 2, DeliveryStatus.READ: 3}
+
+
+def apply_delivery_receipt(delivery: Delivery, *, status: str, at, error: str = "") -> str:
+    """Advance a delivery by a receipt from the channel: sent → delivered → read, or failed.
+
+    Receipts arrive late, twice or out of order: a delivery never moves backwards (a
+    "delivered" after "read" changes nothing; "read" first implies delivered), and "failed"
+    counts only before the advisor got the message. Returns what happened: advanced,
+    unchanged, or not_sent_yet (our own record of the send is not in yet: try later).
+    """
+    with transaction.atomic():
+        current = Delivery.objects.select_for_update().select_related("content").get(pk=delivery.pk)
+        if current.status in (DeliveryStatus.QUEUED, DeliveryStatus.SENDING):
+            return "not_sent_yet"
+        if status == DeliveryStatus.FAILED:
+            if current.status != DeliveryStatus.SENT:
+                return "unchanged"
+            Delivery.objects.filter(pk=current.pk).update(
+                status=DeliveryStatus.FAILED, last_error=(error or "the channel reported the message failed")[:2000]
+            )
+            record_audit("delivery.failed", target=current, changes={"by": "receipt", "error": error[:500]})
+            _move_content(current.content, "mark_failed")
+            return "advanced"
+        if current.status == DeliveryStatus.FAILED or _RECEIPT_RANK[status] <= _RECEIPT_RANK[current.status]:
+            return "unchanged"
+        changes: dict[str, Any] = {"status": status}
+        if status in (DeliveryStatus.DELIVERED, DeliveryStatus.READ) and current.delivered_at is None:
+            changes["delivered_at"] = at
+        if status == DeliveryStatus.READ:
+            changes["read_at"] = at
+        Delivery.objects.filter(pk=current.pk).update(**changes)
+        record_audit(f"delivery.{status}", target=current, changes={"by": "receipt", "from": current.status})
+        if "delivered_at" in changes:
+            _move_content(current.content, "mark_delivered")
+        return "advanced"
+
+
 def _fail_unknown(
     delivery_id: int,
     *,

@@ -12,8 +12,6 @@ advisors.services.deliver.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import re
 import time
@@ -28,6 +26,7 @@ import httpx
 from django.conf import settings
 
 from opscenter.net import OutboundRefused, check_outbound_url
+from opscenter.signing import sign
 
 from .models import Content, Delivery, OutboxMessage
 
@@ -178,15 +177,6 @@ def _json(response: httpx.Response) -> Any:
 
 # --- webhook -------------------------------------------------------------------------------------
 
-
-def sign(secret: str, timestamp: str, body: bytes) -> str:
-    """Return the X-OpsCenter-Signature value: HMAC-SHA256 over "<timestamp>.<body>".
-
-    The same scheme as agents.webhooks.sign (receivers verify both the same way); kept
-    here because advisors sits below agents in the import order.
-    """
-    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
-    return f"sha256={mac.hexdigest()}"
 
 
 def webhook_payload(delivery: Delivery) -> dict[str, Any]:

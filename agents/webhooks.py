@@ -7,8 +7,6 @@ then reports back through the runs API with the run id it was given.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import time
 
@@ -17,6 +15,7 @@ from django.conf import settings
 from django.urls import reverse
 
 from opscenter.net import OutboundRefused, check_outbound_url
+from opscenter.signing import sign
 
 from .models import AgentRun, WebhookAttempt
 
@@ -26,11 +25,6 @@ class WebhookError(Exception):
         super().__init__(message)
         self.permanent = permanent
 
-
-def sign(secret: str, timestamp: str, body: bytes) -> str:
-    """Return the signature header value for `body` sent at `timestamp`."""
-    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
-    return f"sha256={mac.hexdigest()}"
 
 
 def trigger_payload(run: AgentRun) -> dict:

@@ -257,6 +257,23 @@ WEBHOOK_RETRY_DELAY_SECONDS = _int("WEBHOOK_RETRY_DELAY_SECONDS", 5, minimum=0, 
 OUTBOUND_ALLOW_PRIVATE = _bool("OUTBOUND_ALLOW_PRIVATE", False)
 OUTBOUND_ALLOWED_HOSTS = _list("OUTBOUND_ALLOWED_HOSTS", [])
 
+# --- Inbound webhook (advisors.inbound) -----------------------------------------------------
+# A signed request older (or newer) than this is refused: it bounds how long a captured
+# request could be replayed before the event-id dedupe has to catch it.
+INBOUND_SIGNATURE_TOLERANCE_SECONDS = _int("INBOUND_SIGNATURE_TOLERANCE_SECONDS", 300, minimum=30, maximum=3600)
+INBOUND_MAX_BODY_BYTES = _int("INBOUND_MAX_BODY_BYTES", 2 * 1024 * 1024, minimum=1024, maximum=50 * 1024 * 1024)
+INBOUND_MAX_BATCH = _int("INBOUND_MAX_BATCH", 1000, minimum=1, maximum=10000)
+INBOUND_PROCESS_BATCH = 200  # events a worker claims at a time
+INBOUND_LEASE_SECONDS = _int("INBOUND_LEASE_SECONDS", 120, minimum=10, maximum=3600)
+INBOUND_MAX_ATTEMPTS = _int("INBOUND_MAX_ATTEMPTS", 5, minimum=1, maximum=50)
+INBOUND_SWEEP_SECONDS = _int("INBOUND_SWEEP_SECONDS", 30, minimum=1, maximum=3600)
+CELERY_BEAT_SCHEDULE["inbound: process stragglers"] = {
+    # Events whose kick was lost, whose worker died, or whose retry is due.
+    "task": "inbound.tasks.process_inbound_events",
+    "schedule": float(INBOUND_SWEEP_SECONDS),
+    "options": {"expires": INBOUND_SWEEP_SECONDS * 2},
+}
+
 # --- Metric store, system sampler, Prometheus (monitoring) ---------------------------------
 # (monitoring's settings and beat entries go here)
 
@@ -289,6 +306,7 @@ INSTALLED_APPS = [
     "axes",
     "opscenter",
     "advisors",
+    "advisors.inbound",
     "agents",
     "agents.engine",
     "opscenter.backups",

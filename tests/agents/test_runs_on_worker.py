@@ -19,9 +19,9 @@ from rest_framework.test import APIClient
 
 from agents import runtime, services, tasks
 from agents.models import Agent, AgentKind, AgentRun, RunLog, RunStatus, RunTrigger, WebhookAttempt
-from agents.webhooks import sign
 from opscenter.asgi import application
 from opscenter.models import AuditEntry
+from opscenter.signing import sign
 from tests.factories import make_user, session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -16,7 +16,7 @@ from rest_framework.test import APIClient
 from agents import services
 from agents.models import Agent, AgentKind, AgentRun, RunStatus, WebhookAttempt
 from agents.tasks import send_webhook_trigger
-from agents.webhooks import sign
+from opscenter.signing import sign
 from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db

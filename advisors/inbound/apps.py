@@ -1,0 +1,20 @@
+from django.apps import AppConfig
+
+
+class InboundConfig(AppConfig):
+    name = "advisors.inbound"
+    label = "inbound"
+    verbose_name = "Inbound webhook"
+
+    def ready(self) -> None:
+        from opscenter import roles
+
+        read = ["inbound.view_inboundsource", "inbound.view_inboundevent"]
+        for role in (roles.ADMIN, roles.OPERATOR, roles.VIEWER):
+            roles.grant(role, read)
+        # A failed event is retried by the people who run the pipeline.
+        roles.grant(roles.OPERATOR, ["inbound.retry_inboundevent"])
+        roles.grant(
+            roles.ADMIN,
+            ["inbound.retry_inboundevent", "inbound.add_inboundsource", "inbound.change_inboundsource"],
+        )

@@ -1,0 +1,536 @@
+"""Inbound events: accept every genuine one exactly once, refuse forged ones, lose nothing.
+
+`ingest()` runs in the web request: it checks the signature, stores each event as it came
+(valid ones `received`, signed-but-invalid ones `rejected` with the reason) in one INSERT
+that skips event ids already stored, and after the commit asks a worker to process.
+`process_pending()` runs in Celery: it claims received events in batches and turns each
+one into its typed row in its own transaction; a failure is recorded on the event and
+retried with back-off, then left `failed` for a person to retry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from advisors.models import Advisor, Content, Delivery
+from advisors.services import apply_delivery_receipt
+from opscenter.audit import record_audit
+from opscenter.models import AuditSource
+from opscenter.redis import redis_client
+from opscenter.services import DomainError
+from opscenter.signing import SignatureInvalid, verify
+
+from .models import (
+    ButtonAction,
+    ButtonClick,
+    ChatMessage,
+    Conversation,
+    Direction,
+    EventStatus,
+    EventType,
+    InboundEvent,
+    InboundSource,
+)
+
+logger = logging.getLogger(__name__)
+
+KICK_KEY = "opscenter:inbound:kick"
+REFUSED_KEY = "opscenter:inbound:refused:{slug}"  # forged or stale requests per source (not stored)
+
+
+class IngestRefused(DomainError):
+    """The whole request is refused; nothing was stored."""
+
+    code = "refused"
+    status = 400
+
+
+class SourceUnknown(IngestRefused):
+    code = "not_found"
+    status = 404
+
+
+class SignatureRefused(IngestRefused):
+    code = "signature_invalid"
+    status = 401
+
+
+class BodyTooLarge(IngestRefused):
+    code = "too_large"
+    status = 413
+
+
+class NotRetryable(DomainError):
+    code = "conflict"
+    status = 409
+
+
+@dataclass
+class IngestResult:
+    accepted: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    rejected: list[dict[str, str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "accepted": len(self.accepted),
+            "duplicates": len(self.duplicates),
+            "rejected": self.rejected,
+        }
+
+
+# --- ingest ----------------------------------------------------------------------------------------
+
+
+def ingest(slug: str, body: bytes, *, timestamp: str | None, signature: str | None) -> IngestResult:
+    """Verify and store one event or a batch ({"events": [...]}) from the source `slug`."""
+    source = InboundSource.objects.filter(slug=slug, enabled=True).first()
+    if source is None:
+        raise SourceUnknown(f"No enabled inbound source “{slug}”.")
+    if len(body) > settings.INBOUND_MAX_BODY_BYTES:
+        raise BodyTooLarge(f"The body is {len(body)} bytes; the limit is {settings.INBOUND_MAX_BODY_BYTES}.")
+    try:
+        verify(source.active_secrets(), timestamp, signature, body,
+               tolerance_seconds=settings.INBOUND_SIGNATURE_TOLERANCE_SECONDS)
+    except SignatureInvalid as exc:
+        _count_refused(slug)
+        raise SignatureRefused(f"Signature refused: {exc}.") from None
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise IngestRefused(f"The body is not JSON: {exc}.") from None
+    events = _events_of(document)
+    now = timezone.now()
+    token = uuid.uuid4().hex
+    result = IngestResult()
+    rows = [_row_for(source, raw, now=now, token=token) for raw in events]
+    with transaction.atomic():
+        # One INSERT; event ids already stored are skipped by the unique constraint, so a
+        # replay (or two senders racing with the same id) stores nothing new.
+        InboundEvent.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500)
+        stored = set(InboundEvent.objects.filter(ingest_token=token).values_list("event_id", flat=True))
+        has_heartbeat = any(r.type == EventType.HEARTBEAT and r.status == EventStatus.RECEIVED for r in rows)
+        InboundSource.objects.filter(pk=source.pk).update(
+            last_event_at=now, **({"last_heartbeat_at": now} if has_heartbeat else {})
+        )
+        if any(r.status == EventStatus.RECEIVED and r.event_id in stored for r in rows):
+            transaction.on_commit(kick_processing)
+    # Each id counts once: its first occurrence in the batch, if this request stored it.
+    seen: set[str] = set()
+    result.rejected = []
+    for row in rows:
+        if row.event_id in seen or row.event_id not in stored:
+            result.duplicates.append(row.event_id)
+        elif row.status == EventStatus.REJECTED:
+            result.rejected.append({"id": row.event_id, "reason": row.reason})
+        else:
+            result.accepted.append(row.event_id)
+        seen.add(row.event_id)
+    return result
+
+
+def _events_of(document: Any) -> list[Any]:
+    if isinstance(document, dict) and "events" in document:
+        events = document["events"]
+        if not isinstance(events, list) or not events:
+            raise IngestRefused("“events” must be a non-empty list of events.")
+    elif isinstance(document, dict):
+        events = [document]
+    else:
+        raise IngestRefused("The body must be an event object or {\"events\": [...]}.")
+    if len(events) > settings.INBOUND_MAX_BATCH:
+        raise IngestRefused(f"A batch holds at most {settings.INBOUND_MAX_BATCH} events; this one has {len(events)}.")
+    return events
+
+
+def _row_for(source: InboundSource, raw: Any, *, now: datetime, token: str) -> InboundEvent:
+    """Return the ledger row for one event: received if it is valid, else rejected with the reason."""
+    event_id = raw.get("id") if isinstance(raw, dict) else None
+    if not isinstance(event_id, str) or not 1 <= len(event_id) <= 200:
+        # Without a usable id the event still gets one, derived from its content, so the
+        # same broken event sent twice is stored once.
+        digest = hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()[:40]
+        event_id = f"invalid-{digest}"
+        reason = "“id” must be a string of 1 to 200 characters."
+        return _rejected(source, event_id, raw, reason, now=now, token=token)
+    try:
+        event_type, occurred_at = _validate(source, raw)
+    except ValueError as exc:
+        return _rejected(source, event_id, raw, str(exc), now=now, token=token)
+    return InboundEvent(
+        source=source, event_id=event_id, type=event_type, occurred_at=occurred_at, payload=raw,
+        status=EventStatus.RECEIVED, received_at=now, ingest_token=token,
+    )
+
+
+def _rejected(source, event_id, raw, reason, *, now, token) -> InboundEvent:
+    event_type = raw.get("type") if isinstance(raw, dict) and isinstance(raw.get("type"), str) else ""
+    return InboundEvent(
+        source=source, event_id=event_id, type=event_type[:32], payload=raw if isinstance(raw, dict) else {"raw": raw},
+        status=EventStatus.REJECTED, reason=reason, received_at=now, ingest_token=token,
+    )
+
+
+def _validate(source: InboundSource, raw: dict) -> tuple[str, datetime | None]:
+    """Check an event's shape; raise ValueError naming the first thing wrong."""
+    event_type = raw.get("type")
+    if event_type not in EventType.values:
+        raise ValueError(f"“type” must be one of {', '.join(EventType.values)}.")
+    if not source.accepts(event_type):
+        raise ValueError(f"This source is not expected to send {event_type} events.")
+    occurred_at = None
+    if raw.get("occurred_at") is not None:
+        occurred_at = _parse_time(raw["occurred_at"], "occurred_at")
+    data = raw.get("data", {})
+    if not isinstance(data, dict):
+        raise ValueError("“data” must be an object.")
+    _VALIDATORS[event_type](data)
+    return event_type, occurred_at
+
+
+def _parse_time(value: Any, name: str) -> datetime:
+    parsed = parse_datetime(value) if isinstance(value, str) else None
+    if parsed is None:
+        raise ValueError(f"“{name}” must be an ISO 8601 date-time, e.g. 2026-11-23T20:30:00+05:30.")
+    if timezone.is_naive(parsed):
+        raise ValueError(f"“{name}” needs a time zone offset (Z or +05:30).")
+    return parsed
+
+
+def _need_advisor(data: dict) -> None:
+    if not any(isinstance(data.get(key), str) and data[key] for key in ("advisor_phone", "advisor_arn")):
+        raise ValueError("“data.advisor_phone” or “data.advisor_arn” is required.")
+
+
+def _optional_int(data: dict, key: str, *, minimum: int = 0, maximum: int = 10**9) -> None:
+    value = data.get(key)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum):
+        raise ValueError(f"“data.{key}” must be a whole number from {minimum} to {maximum}.")
+
+
+def _validate_click(data: dict) -> None:
+    if data.get("action") not in ButtonAction.values:
+        raise ValueError(f"“data.action” must be one of {', '.join(ButtonAction.values)}.")
+    _need_advisor(data)
+    _optional_int(data, "content_id", minimum=1)
+    _optional_int(data, "response_ms")
+    if data.get("succeeded") is not None and not isinstance(data["succeeded"], bool):
+        raise ValueError("“data.succeeded” must be true or false.")
+
+
+def _validate_chat(data: dict) -> None:
+    conversation = data.get("conversation_id")
+    if not isinstance(conversation, str) or not 1 <= len(conversation) <= 200:
+        raise ValueError("“data.conversation_id” must be a string of 1 to 200 characters.")
+    if data.get("direction") not in Direction.values:
+        raise ValueError(f"“data.direction” must be one of {', '.join(Direction.values)}.")
+    _need_advisor(data)
+    if not isinstance(data.get("text", ""), str):
+        raise ValueError("“data.text” must be a string.")
+    _optional_int(data, "response_ms")
+    score = data.get("ai_quality_score")
+    if score is not None and (isinstance(score, bool) or not isinstance(score, int | float) or not 0 <= score <= 1):
+        raise ValueError("“data.ai_quality_score” must be a number from 0 to 1.")
+    if data.get("ends_conversation") is not None and not isinstance(data["ends_conversation"], bool):
+        raise ValueError("“data.ends_conversation” must be true or false.")
+
+
+RECEIPT_STATUSES = ("sent", "delivered", "read", "failed")
+
+
+def _validate_receipt(data: dict) -> None:
+    message_id = data.get("provider_message_id")
+    if not isinstance(message_id, str) or not 1 <= len(message_id) <= 200:
+        raise ValueError("“data.provider_message_id” must be a string of 1 to 200 characters.")
+    if data.get("status") not in RECEIPT_STATUSES:
+        raise ValueError(f"“data.status” must be one of {', '.join(RECEIPT_STATUSES)}.")
+    if not isinstance(data.get("error", ""), str):
+        raise ValueError("“data.error” must be a string.")
+
+
+_VALIDATORS = {
+    EventType.BUTTON_CLICK: _validate_click,
+    EventType.CHAT_MESSAGE: _validate_chat,
+    EventType.DELIVERY_RECEIPT: _validate_receipt,
+    EventType.HEARTBEAT: lambda data: None,
+}
+
+
+def _count_refused(slug: str) -> None:
+    try:
+        client = redis_client()
+        client.incr(REFUSED_KEY.format(slug=slug))
+    except Exception:  # counting refusals must never turn a 401 into a 500
+        logger.warning("could not count a refused inbound request", exc_info=True)
+
+
+def refused_count(slug: str) -> int:
+    """Return how many requests for `slug` were refused for their signature (since Redis started)."""
+    value = redis_client().get(REFUSED_KEY.format(slug=slug))
+    return int(value or 0)
+
+
+def kick_processing() -> None:
+    """Ask a worker to process received events, unless a request is already pending.
+
+    Called after each commit that stored events. The flag makes a burst of requests cost
+    one task, not one each; the task clears it before each claim, so an event committed
+    after its last claim always finds the flag clear and sends a new task.
+    """
+    from .tasks import process_inbound_events
+
+    try:
+        if redis_client().set(KICK_KEY, "1", nx=True, ex=60):
+            process_inbound_events.delay()
+    except Exception:  # the event is stored; the periodic sweep will process it
+        logger.warning("could not ask a worker to process inbound events", exc_info=True)
+
+
+# --- processing ------------------------------------------------------------------------------------
+
+
+class ProcessLater(Exception):
+    """The event cannot be processed yet (e.g. a receipt for a delivery not recorded as sent)."""
+
+
+def process_pending(*, limit: int | None = None) -> dict[str, int]:
+    """Claim received events (and ones whose worker died) in batches and process them all."""
+    totals = {"processed": 0, "failed": 0, "deferred": 0}
+    batch = settings.INBOUND_PROCESS_BATCH if limit is None else limit
+    while True:
+        _clear_kick()
+        claimed = claim_events(batch)
+        if not claimed:
+            return totals
+        for event in claimed:
+            totals[process_event(event)] += 1
+        if limit is not None:
+            return totals
+
+
+def _clear_kick() -> None:
+    try:
+        redis_client().delete(KICK_KEY)
+    except Exception:
+        logger.warning("could not clear the inbound kick flag", exc_info=True)
+
+
+def claim_events(limit: int, *, now: datetime | None = None) -> list[InboundEvent]:
+    """Claim up to `limit` due events for this worker with one conditional UPDATE.
+
+    Due: received and not waiting out a back-off, or processing with an expired lease
+    (its worker died). The claim token tells the rows this worker won from rows another
+    worker claimed between our SELECT and our UPDATE.
+    """
+    now = now or timezone.now()
+    due = (Q(status=EventStatus.RECEIVED) & (Q(lease_until__isnull=True) | Q(lease_until__lte=now))) | Q(
+        status=EventStatus.PROCESSING, lease_until__lte=now
+    )
+    ids = list(InboundEvent.objects.filter(due).order_by("id").values_list("id", flat=True)[:limit])
+    if not ids:
+        return []
+    token = uuid.uuid4().hex
+    InboundEvent.objects.filter(due, id__in=ids).update(
+        status=EventStatus.PROCESSING, claim_token=token,
+        lease_until=now + timedelta(seconds=settings.INBOUND_LEASE_SECONDS),
+    )
+    claimed = InboundEvent.objects.filter(claim_token=token, status=EventStatus.PROCESSING)
+    return list(claimed.select_related("source").order_by("id"))
+
+
+def process_event(event: InboundEvent) -> str:
+    """Turn one claimed event into its typed row; return processed, deferred or failed."""
+    handler = _HANDLERS[event.type]
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            handler(event)
+            updated = InboundEvent.objects.filter(pk=event.pk, claim_token=event.claim_token).update(
+                status=EventStatus.PROCESSED, processed_at=now, reason="", lease_until=None,
+                attempts=event.attempts + 1,
+            )
+            if not updated:  # our lease ran out and another worker took it: let its work stand
+                transaction.set_rollback(True)
+        return "processed"
+    except Exception as exc:  # recorded on the row, retried with back-off, then left to a person
+        attempts = event.attempts + 1
+        give_up = attempts >= settings.INBOUND_MAX_ATTEMPTS
+        deferred = isinstance(exc, ProcessLater)
+        if not deferred:
+            logger.warning("inbound event %s failed (attempt %s)", event.pk, attempts, exc_info=True)
+        delay = min(600, 5 * 2 ** (attempts - 1))
+        InboundEvent.objects.filter(pk=event.pk, claim_token=event.claim_token).update(
+            status=EventStatus.FAILED if give_up else EventStatus.RECEIVED,
+            reason=f"{type(exc).__name__}: {exc}"[:2000] if not deferred else str(exc)[:2000],
+            attempts=attempts,
+            lease_until=None if give_up else now + timedelta(seconds=delay),
+        )
+        return "failed" if give_up else "deferred"
+
+
+def _advisor_of(data: dict) -> Advisor | None:
+    if data.get("advisor_arn"):
+        found = Advisor.objects.filter(arn=data["advisor_arn"]).first()
+        if found:
+            return found
+    if data.get("advisor_phone"):
+        return Advisor.objects.filter(phone=data["advisor_phone"]).first()
+    return None
+
+
+def _at(event: InboundEvent) -> datetime:
+    return event.occurred_at or event.received_at
+
+
+def _process_click(event: InboundEvent) -> None:
+    data = event.payload.get("data", {})
+    advisor = _advisor_of(data)
+    content = None
+    if data.get("content_id"):
+        content = Content.objects.filter(pk=data["content_id"]).first()
+    delivery = None
+    if data.get("provider_message_id"):
+        delivery = Delivery.objects.filter(provider_message_id=data["provider_message_id"]).select_related(
+            "content"
+        ).first()
+    if delivery is not None and content is None:
+        content = delivery.content
+    if delivery is None and content is not None:
+        delivery = content.deliveries.order_by("id").first()
+    if advisor is None and content is not None:
+        advisor = content.advisor
+    ButtonClick.objects.get_or_create(
+        event=event,
+        defaults={
+            "action": data["action"], "at": _at(event), "advisor": advisor, "content": content,
+            "delivery": delivery, "response_ms": data.get("response_ms"), "succeeded": data.get("succeeded"),
+        },
+    )
+
+
+def _process_chat(event: InboundEvent) -> None:
+    data = event.payload.get("data", {})
+    at = _at(event)
+    conversation, _ = Conversation.objects.select_for_update().get_or_create(
+        source=event.source, external_id=data["conversation_id"],
+        defaults={"advisor": _advisor_of(data), "started_at": at, "last_message_at": at},
+    )
+    if ChatMessage.objects.filter(event=event).exists():
+        return
+    response_ms = data.get("response_ms")
+    if response_ms is None and data["direction"] == Direction.OUTBOUND:
+        # Not sent: measure from the advisor's last message before this answer.
+        asked = (
+            conversation.chat_messages.filter(direction=Direction.INBOUND, at__lte=at).order_by("-at").first()
+        )
+        if asked is not None:
+            response_ms = int((at - asked.at).total_seconds() * 1000)
+    ChatMessage.objects.create(
+        event=event, conversation=conversation, direction=data["direction"], at=at,
+        text=data.get("text", ""), response_ms=response_ms, ai_quality_score=data.get("ai_quality_score"),
+    )
+    if data["direction"] == Direction.INBOUND:
+        _measure_late_answer(conversation, at)
+    changes: dict[str, Any] = {"messages": conversation.messages + 1}
+    if at > conversation.last_message_at:
+        changes["last_message_at"] = at
+    if at < conversation.started_at:
+        changes["started_at"] = at
+    if data.get("ends_conversation") and conversation.completed_at is None:
+        changes["completed_at"] = at
+    if conversation.advisor_id is None:
+        advisor = _advisor_of(data)
+        if advisor is not None:
+            changes["advisor"] = advisor
+    Conversation.objects.filter(pk=conversation.pk).update(**changes)
+
+
+def _measure_late_answer(conversation: Conversation, asked_at: datetime) -> None:
+    """Give the answer to a question that was processed after it its response time.
+
+    Events of one conversation may arrive (or be processed) out of order.
+    """
+    answer = conversation.chat_messages.filter(direction=Direction.OUTBOUND, at__gte=asked_at).order_by("at").first()
+    if answer is None or answer.response_ms is not None:
+        return
+    if conversation.chat_messages.filter(direction=Direction.INBOUND, at__gt=asked_at, at__lte=answer.at).exists():
+        return  # a later question is the one it answered
+    ChatMessage.objects.filter(pk=answer.pk).update(response_ms=int((answer.at - asked_at).total_seconds() * 1000))
+
+
+def _process_receipt(event: InboundEvent) -> None:
+    data = event.payload.get("data", {})
+    delivery = Delivery.objects.filter(provider_message_id=data["provider_message_id"]).first()
+    if delivery is None:
+        raise ProcessLater(f"No delivery has provider message id {data['provider_message_id']!r} (yet).")
+    outcome = apply_delivery_receipt(delivery, status=data["status"], at=_at(event), error=data.get("error", ""))
+    if outcome == "not_sent_yet":
+        raise ProcessLater(f"Delivery {delivery.pk} is not recorded as sent yet.")
+
+
+_HANDLERS = {
+    EventType.BUTTON_CLICK: _process_click,
+    EventType.CHAT_MESSAGE: _process_chat,
+    EventType.DELIVERY_RECEIPT: _process_receipt,
+    EventType.HEARTBEAT: lambda event: None,
+}
+
+
+def retry_event(event: InboundEvent, *, by, source: str = AuditSource.UI, request=None) -> InboundEvent:
+    """Put a failed event back in the queue with a fresh attempt budget; audited."""
+    with transaction.atomic():
+        updated = InboundEvent.objects.filter(pk=event.pk, status=EventStatus.FAILED).update(
+            status=EventStatus.RECEIVED, attempts=0, lease_until=None, claim_token=""
+        )
+        if not updated:
+            event.refresh_from_db()
+            raise NotRetryable(f"Event {event.event_id} is {event.get_status_display().lower()}, not failed.")
+        record_audit("inbound_event.retried", target=event, actor=by, source=source, request=request,
+                     changes={"reason_was": event.reason[:500]})
+        transaction.on_commit(kick_processing)
+    event.refresh_from_db()
+    return event
+
+
+# --- sources -------------------------------------------------------------------------------------
+
+
+def rotate_secret(source: InboundSource, *, by, request=None, source_of_change: str = AuditSource.UI) -> str:
+    """Give the source a new secret; the current one keeps verifying until the next rotation.
+
+    Returns the new secret, to be shown once: the sender switches to it at its own pace.
+    """
+    from .models import new_secret
+
+    secret = new_secret()
+    with transaction.atomic():
+        current = InboundSource.objects.select_for_update().get(pk=source.pk)
+        current.previous_secret = current.secret
+        current.secret = secret
+        current.secret_rotated_at = timezone.now()
+        current.save(update_fields=["previous_secret", "secret", "secret_rotated_at"])
+        record_audit("inbound_source.secret_rotated", actor=by, target=current, source=source_of_change,
+                     request=request)
+    source.refresh_from_db()
+    return secret
+
+
+def drop_previous_secret(source: InboundSource, *, by, request=None) -> None:
+    """Stop accepting the previous secret (the sender has moved to the current one)."""
+    with transaction.atomic():
+        InboundSource.objects.filter(pk=source.pk).update(previous_secret="")
+        record_audit("inbound_source.previous_secret_dropped", actor=by, target=source, request=request,
+                     source=AuditSource.UI)
+    source.refresh_from_db()

@@ -107,10 +107,7 @@ def ingest(slug: str, body: bytes, *, timestamp: str | None, signature: str | No
     except SignatureInvalid as exc:
         _count_refused(slug)
         raise SignatureRefused(f"Signature refused: {exc}.") from None
-    try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise IngestRefused(f"The body is not JSON: {exc}.") from None
+    document = _parse_json(body)
     events = _events_of(document)
     now = timezone.now()
     token = uuid.uuid4().hex
@@ -139,6 +136,31 @@ def ingest(slug: str, body: bytes, *, timestamp: str | None, signature: str | No
             result.accepted.append(row.event_id)
         seen.add(row.event_id)
     return result
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _parse_json(body: bytes) -> Any:
+    """Parse strict JSON: no NaN / Infinity, no NUL characters (PostgreSQL's jsonb stores neither)."""
+    try:
+        document = json.loads(body, parse_constant=_refuse_constant)
+    except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
+        raise IngestRefused(f"The body is not JSON: {exc}.") from None
+    if b"\\u0000" in body and _holds_nul(document):
+        raise IngestRefused("The body holds a NUL character (\\u0000), which cannot be stored.")
+    return document
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(v) for v in value)
+    return False
 
 
 def _events_of(document: Any) -> list[Any]:

@@ -36,3 +36,6 @@ def post_events(client, source, document, *, secret: str | None = None, at: floa
 def click(event_id: str, **data) -> dict:
     payload = {"action": "RETRIEVE_CONTENT", "advisor_phone": "+919800000001", **data}
     return {"id": event_id, "type": "button_click", "occurred_at": "2026-11-23T07:45:00+05:30", "data": payload}
+
+
+from tests.agents.conftest import agent_worker, worker  # noqa: E402, F401  (a real Celery worker, for these tests too)

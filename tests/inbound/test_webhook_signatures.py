@@ -73,9 +73,9 @@ def test_a_forged_or_replayed_request_is_refused_and_nothing_is_stored(client, s
     elif tamper == "altered_body":
         body = body.replace(b"RETRIEVE_CONTENT", b"UNLOCK_CONTENT")
     elif tamper == "stale":
-        headers = signed_headers(source.secret, body, at=time.time() - 301)
+        headers = signed_headers(source.secret, body, at=time.time() - 310)
     elif tamper == "future":
-        headers = signed_headers(source.secret, body, at=time.time() + 301)
+        headers = signed_headers(source.secret, body, at=time.time() + 310)
     elif tamper == "missing_headers":
         headers = {}
     elif tamper == "other_secret":
@@ -198,4 +198,15 @@ def test_a_batch_over_the_limit_is_refused_whole(client, source, settings):
     settings.INBOUND_MAX_BATCH = 3
     response = post_events(client, source, {"events": [click(f"evt-{i}") for i in range(4)]})
     assert response.status_code == 400 and "at most 3" in response.json()["error"]["message"]
+    assert InboundEvent.objects.count() == 0
+
+
+@pytest.mark.parametrize("body, problem", [
+    (b'{"id": "evt-1", "type": "heartbeat", "data": {"x": NaN}}', "not JSON"),
+    (b'{"id": "evt-1", "type": "heartbeat", "data": {"x": Infinity}}', "not JSON"),
+    (b'{"id": "evt-1\\u0000", "type": "heartbeat"}', "NUL"),
+])
+def test_json_that_the_database_cannot_store_is_a_clear_400(client, source, body, problem):
+    response = post_events(client, source, None, body=body)
+    assert response.status_code == 400 and problem in response.json()["error"]["message"]
     assert InboundEvent.objects.count() == 0

@@ -267,6 +267,8 @@ INBOUND_PROCESS_BATCH = 200  # events a worker claims at a time
 INBOUND_LEASE_SECONDS = _int("INBOUND_LEASE_SECONDS", 120, minimum=10, maximum=3600)
 INBOUND_MAX_ATTEMPTS = _int("INBOUND_MAX_ATTEMPTS", 5, minimum=1, maximum=50)
 INBOUND_SWEEP_SECONDS = _int("INBOUND_SWEEP_SECONDS", 30, minimum=1, maximum=3600)
+# A source that sent nothing (no event, no heartbeat) for this long shows as down.
+INBOUND_SILENT_AFTER_MINUTES = _int("INBOUND_SILENT_AFTER_MINUTES", 10, minimum=1, maximum=24 * 60)
 CELERY_BEAT_SCHEDULE["inbound: process stragglers"] = {
     # Events whose kick was lost, whose worker died, or whose retry is due.
     "task": "inbound.tasks.process_inbound_events",

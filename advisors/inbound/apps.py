@@ -1,3 +1,5 @@
+from importlib import import_module
+
 from django.apps import AppConfig
 
 
@@ -18,3 +20,14 @@ class InboundConfig(AppConfig):
             roles.ADMIN,
             ["inbound.retry_inboundevent", "inbound.add_inboundsource", "inbound.change_inboundsource"],
         )
+
+        from opscenter.admin_site import register_console_urls
+        from opscenter.live import register_topic
+
+        def snapshot(user) -> dict:
+            from .services import integration_snapshot
+
+            return integration_snapshot(user)
+
+        register_topic("inbound", permission="inbound.view_inboundevent", snapshot=snapshot)
+        register_console_urls(lambda site: import_module("advisors.inbound.views").console_urls(site))

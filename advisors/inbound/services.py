@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -124,6 +125,8 @@ def ingest(slug: str, body: bytes, *, timestamp: str | None, signature: str | No
         )
         if any(r.status == EventStatus.RECEIVED and r.event_id in stored for r in rows):
             transaction.on_commit(kick_processing)
+        if stored:
+            transaction.on_commit(lambda: publish_received(source.slug))
     # Each id counts once: its first occurrence in the batch, if this request stored it.
     seen: set[str] = set()
     result.rejected = []
@@ -556,3 +559,99 @@ def drop_previous_secret(source: InboundSource, *, by, request=None) -> None:
         record_audit("inbound_source.previous_secret_dropped", actor=by, target=source, request=request,
                      source=AuditSource.UI)
     source.refresh_from_db()
+
+
+# --- the integration page ------------------------------------------------------------------------
+
+HealthLookup = Callable[[InboundSource], "dict | None"]
+_health_lookup: HealthLookup | None = None
+LIVE_THROTTLE_KEY = "opscenter:inbound:live:{slug}"
+
+
+def register_health_lookup(lookup: HealthLookup) -> None:
+    """Let the health app tell this one how a source's /health URL is doing.
+
+    The lookup returns {"state": "up" | "down" | "unknown", "uptime_24h": 0..1 | None,
+    "checked_at": datetime | None, "url": str} or None when the source has no check. The
+    health app sits above this one in the import order, so it registers itself here.
+    """
+    global _health_lookup
+    _health_lookup = lookup
+
+
+def publish_received(source_slug: str) -> None:
+    """Tell integration pages that a source sent something, at most once a second per source."""
+    from opscenter.live import publish
+
+    try:
+        if not redis_client().set(LIVE_THROTTLE_KEY.format(slug=source_slug), "1", nx=True, px=1000):
+            return
+    except Exception:
+        logger.warning("could not throttle the inbound live event", exc_info=True)
+        return
+    publish("inbound", "inbound.received", {"source": source_slug})
+
+
+def source_status(source: InboundSource, *, failed: int, health: dict | None, now: datetime) -> tuple[str, str]:
+    """Return (healthy | down | error | unknown, why) for a source."""
+    silent_after = timedelta(minutes=settings.INBOUND_SILENT_AFTER_MINUTES)
+    last = max(filter(None, [source.last_event_at, source.last_heartbeat_at]), default=None)
+    if health and health.get("state") == "down":
+        return "down", f"its health check ({health.get('url')}) is failing"
+    if last is None and not health:
+        return "unknown", "nothing received yet"
+    if last is not None and now - last > silent_after and not (health and health.get("state") == "up"):
+        return "down", f"silent for more than {settings.INBOUND_SILENT_AFTER_MINUTES} min"
+    if failed:
+        return "error", f"{failed} event{'s' if failed != 1 else ''} failed processing and wait for a retry"
+    return "healthy", "receiving, and its events are processed"
+
+
+def integration_overview(*, now: datetime | None = None, recent: int = 15) -> list[dict[str, Any]]:
+    """Return, per source, its status, counters, hourly event rate and recent / failed events."""
+    from django.db.models import Count
+    from django.db.models.functions import TruncHour
+
+    now = now or timezone.now()
+    day_ago = now - timedelta(hours=24)
+    first_hour = (now - timedelta(hours=23)).replace(minute=0, second=0, microsecond=0)
+    sources = []
+    for source in InboundSource.objects.order_by("name"):
+        events = InboundEvent.objects.filter(source=source)
+        counts = dict(events.filter(received_at__gte=day_ago).values_list("status").annotate(n=Count("id")))
+        failed = events.filter(status=EventStatus.FAILED).count()
+        hourly = {
+            (row["hour"], row["status"]): row["n"]
+            for row in events.filter(received_at__gte=first_hour)
+            .annotate(hour=TruncHour("received_at")).values("hour", "status").annotate(n=Count("id"))
+        }
+        hours = [first_hour + timedelta(hours=h) for h in range(24)]
+        rate = {
+            "labels": [timezone.localtime(h).strftime("%H:00") for h in hours],
+            "processed": [hourly.get((h, EventStatus.PROCESSED), 0) for h in hours],
+            "failed": [hourly.get((h, EventStatus.FAILED), 0) + hourly.get((h, EventStatus.REJECTED), 0)
+                       for h in hours],
+            "waiting": [hourly.get((h, EventStatus.RECEIVED), 0) + hourly.get((h, EventStatus.PROCESSING), 0)
+                        for h in hours],
+        }
+        health = _health_lookup(source) if _health_lookup else None
+        status, why = source_status(source, failed=failed, health=health, now=now)
+        try:
+            refused = refused_count(source.slug)
+        except Exception:
+            refused = None
+        sources.append({
+            "source": source, "status": status, "why": why, "health": health, "counts": counts,
+            "received_24h": sum(counts.values()), "failed_total": failed,
+            "waiting": events.filter(status__in=[EventStatus.RECEIVED, EventStatus.PROCESSING]).count(),
+            "refused": refused, "rate": rate,
+            "recent": list(events.order_by("-id")[:recent]),
+            "failed_events": list(events.filter(status=EventStatus.FAILED).order_by("-id")[:recent]),
+        })
+    return sources
+
+
+def integration_snapshot(user) -> dict[str, Any]:
+    """The `inbound` topic's snapshot: each source's status (pages re-render from the server)."""
+    return {"sources": [{"slug": s["source"].slug, "status": s["status"], "received_24h": s["received_24h"]}
+                        for s in integration_overview(recent=0)]}

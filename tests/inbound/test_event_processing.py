@@ -188,3 +188,16 @@ def test_the_event_api_lists_and_retries_for_operators_only(source, api_client):
 
     api_client.force_authenticate(make_user("Reviewer"))
     assert api_client.get("/api/v1/inbound-events/").status_code == 403
+
+
+def test_an_answer_processed_before_its_question_gets_its_response_time_when_the_question_arrives(client, source):
+    post_events(client, source, chat("m2", "conv-9", "outbound", "2026-11-23T09:00:03+05:30"))
+    process_pending()
+    post_events(client, source, chat("m1", "conv-9", "inbound", "2026-11-23T09:00:00+05:30"))
+    process_pending()
+
+    answer = ChatMessage.objects.get(direction="outbound")
+    assert answer.response_ms == 3000
+    conversation = Conversation.objects.get()
+    assert conversation.messages == 2
+    assert conversation.started_at.isoformat() == "2026-11-23T03:30:00+00:00"

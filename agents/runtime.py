@@ -71,6 +71,7 @@ class RunContext:
             run_id=self.run_id, level=level, message=str(message)[: services.MAX_MESSAGE_LENGTH],
             context=_json_safe(context),
         )
+        services.run_logs_written.send(sender=RunLog, entries=[entry])
         with self._lock:
             self._pending_logs.append(services.log_entry_event(entry))
         self._maybe_flush()

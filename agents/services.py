@@ -49,6 +49,9 @@ MAX_MESSAGE_LENGTH = 10_000
 # Sent inside the transaction that makes a run final (run_id, agent slug, status): how apps
 # built on the runtime (the content engine) follow their runs without the runtime knowing them.
 run_finished = Signal()
+# Sent with entries=[RunLog, …] right after run log lines are saved, in the same transaction:
+# the log store (monitoring.logs) copies them into its one searchable store.
+run_logs_written = Signal()
 
 
 class RunConflict(DomainError):
@@ -304,6 +307,8 @@ def _request_cancel_below(run: AgentRun, *, by=None) -> None:
     ).update(status=RunStatus.CANCELLED, finished_at=now, awaiting_children=False, error="Cancelled with its parent run.")
     for child in AgentRun.objects.filter(pk__in=ids).select_related("agent"):
         publish_run(child)
+        if child.status == RunStatus.CANCELLED:  # ended here, not by a worker: tell the followers
+            run_finished.send(sender=AgentRun, run_id=child.pk, agent=child.agent.slug, status=child.status)
 
 
 def _descends_from(run: AgentRun, ancestor: AgentRun) -> bool:
@@ -359,11 +364,12 @@ def finish_run(
         if result is not None:
             run.result = result
         run.save(update_fields=["status", "finished_at", "awaiting_children", "error", "traceback", "result"])
-        RunLog.objects.create(
+        final_line = RunLog.objects.create(
             run=run,
             level=LogLevel.INFO if status == RunStatus.SUCCEEDED else LogLevel.ERROR,
             message=f"Run {RunStatus(status).label.lower()}" + (f": {error[:500]}" if error else "."),
         )
+        run_logs_written.send(sender=RunLog, entries=[final_line])
         publish_run(run)
         # Inside the transaction: what receivers record commits with the run's final state.
         run_finished.send(sender=AgentRun, run_id=run.pk, agent=run.agent.slug, status=run.status)
@@ -397,8 +403,9 @@ def _schedule_retry(run: AgentRun) -> AgentRun | None:
         dry_run=run.dry_run,
     )
     delay = min(settings.AGENT_RETRY_MAX_DELAY_SECONDS, settings.AGENT_RETRY_DELAY_SECONDS * 2 ** (run.attempt - 1))
-    RunLog.objects.create(run=run, level=LogLevel.WARNING,
-                          message=f"Retrying as run #{retry.pk} (attempt {retry.attempt}) in {delay:g} s.")
+    retry_line = RunLog.objects.create(run=run, level=LogLevel.WARNING,
+                                       message=f"Retrying as run #{retry.pk} (attempt {retry.attempt}) in {delay:g} s.")
+    run_logs_written.send(sender=RunLog, entries=[retry_line])
     publish_run(retry)
     _enqueue(retry, countdown=delay)
     return retry
@@ -464,6 +471,8 @@ def cancel_run(run: AgentRun, *, by, source: str = AuditSource.UI, request: Http
         record_audit("run.cancelled", actor=by, target=run, changes={"status": [before, run.status]},
                      source=source, request=request)
         publish_run(run)
+        if holds_no_worker:  # final here: no worker will report its end
+            run_finished.send(sender=AgentRun, run_id=run.pk, agent=run.agent.slug, status=run.status)
         if run.status == RunStatus.CANCELLED and run.parent_id:
             parent_id = run.parent_id
             transaction.on_commit(lambda: settle_parent(parent_id))
@@ -678,6 +687,7 @@ def append_run_logs(run: AgentRun, entries: list[dict]) -> list[RunLog]:
         AgentRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now())
         if created and created[0].pk is None:  # backends that do not return ids
             created = list(RunLog.objects.filter(run=run).order_by("-id")[: len(rows)])[::-1]
+        run_logs_written.send(sender=RunLog, entries=created)
         publish(TOPIC, "run.logs", {"run_id": run.pk, "entries": [log_entry_event(e) for e in created]})
     return created
 

@@ -1,3 +1,7 @@
 """Top-level URLs of the monitoring app (the Prometheus endpoint lives at /metrics)."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from .prometheus import metrics_view
+
+urlpatterns = [path("metrics", metrics_view, name="prometheus-metrics")]

@@ -57,7 +57,8 @@ def _item(title: str, icon: str, link: str, permission=None) -> dict:
 
 @lru_cache(maxsize=8)
 def _sidebar(prefix: str, urlconf: str) -> list[dict]:
-    operations = [_item(s.title, s.icon, _section_link(s)) for s in SECTIONS]
+    operations = [_item(s.title, s.icon, _section_link(s), _perm(s.permission) if s.permission else None)
+                  for s in SECTIONS]
     system = [
         _item("Users", "person", reverse("admin:auth_user_changelist"), _perm("auth.view_user")),
         _item("Roles", "badge", reverse("admin:auth_group_changelist"), _perm("auth.view_group")),
@@ -94,6 +95,12 @@ def _sidebar(prefix: str, urlconf: str) -> list[dict]:
               _perm("engine.view_enginesettings")),
         _item("Cycles", "cycle", reverse("admin:engine_cycle_changelist"), _perm("engine.view_cycle")),
         _item("Deliveries", "send", reverse("admin:advisors_delivery_changelist"), _perm("advisors.view_delivery")),
+        _item("Inbound sources", "webhook", reverse("admin:inbound_inboundsource_changelist"),
+              _perm("inbound.view_inboundsource")),
+        _item("Inbound events", "inbox", reverse("admin:inbound_inboundevent_changelist"),
+              _perm("inbound.view_inboundevent")),
+        _item("Daily figures", "table_chart", reverse("admin:engine_dailyrollup_changelist"),
+              _perm("engine.view_dailyrollup")),
     ]
     return [
         {"title": "Operations", "separator": False, "collapsible": False, "badge": None, "items": operations},

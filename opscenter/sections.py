@@ -16,6 +16,7 @@ class Section:
     icon: str
     summary: str
     url_name: str | None = None  # the page once built; None: the "not built yet" page
+    permission: str | None = None  # shown in the sidebar only to users who hold it ("app.codename")
 
 
 SECTIONS: tuple[Section, ...] = (
@@ -29,11 +30,20 @@ SECTIONS: tuple[Section, ...] = (
             "admin:review_queue"),
     Section("advisors", "Advisors", "groups", "Advisor profiles, import and export, content history and deliveries.",
             "admin:advisors_advisor_changelist"),
-    Section("health", "Health", "monitor_heart", "Health checks of every component, uptime and latency history."),
+    Section("health", "Health", "monitor_heart", "Health checks of every component, uptime and latency history.",
+            "admin:health", "health.view_healthcheck"),
+    Section("system", "System", "memory", "CPU, memory, disk and network of every host; web, worker and beat processes.",
+            "admin:monitoring_system", "monitoring.view_metricseries"),
     Section("alerts", "Alerts", "notifications_active", "Alert rules, firing alerts, acknowledgements, silences and SLOs."),
-    Section("logs", "Logs", "receipt_long", "Searchable logs from web, workers and agents with live tail."),
-    Section("analytics", "Analytics", "monitoring", "Content funnel, engagement and delivery figures over time."),
-    Section("backups", "Backups", "backup", "Scheduled and manual backups, verification and restore."),
+    Section("logs", "Logs", "receipt_long", "Searchable logs from web, workers and agents with live tail.", "admin:logs",
+            "logs.view_logentry"),
+    Section("integration", "Integration", "webhook",
+            "The messaging service's webhook: status, event rate, recent and failed events.", "admin:inbound_integration",
+            "inbound.view_inboundevent"),
+    Section("analytics", "Analytics", "monitoring", "Content funnel, engagement and delivery figures over time.",
+            "admin:engine_analytics", "engine.view_dailyrollup"),
+    Section("backups", "Backups", "backup", "Scheduled and manual backups, verification and restore.", "admin:backups",
+            "backups.view_backup"),
 )
 
 

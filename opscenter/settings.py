@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
+import sys
 import zoneinfo
 from collections.abc import Callable
 from datetime import timedelta
@@ -111,6 +112,10 @@ for _origin in CSRF_TRUSTED_ORIGINS:
         )
 
 PORT = _int("PORT", 8080, minimum=1, maximum=65535)
+# HTTP requests one web process runs at once; more wait their turn. Django runs each request
+# in a thread of its own with its own database connection, so without a bound a burst of
+# clients (200 webhook senders) opens as many connections and PostgreSQL refuses the rest.
+WEB_MAX_CONCURRENT_REQUESTS = _int("WEB_MAX_CONCURRENT_REQUESTS", 20, minimum=1, maximum=1000)
 
 TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")
 try:
@@ -277,16 +282,158 @@ CELERY_BEAT_SCHEDULE["inbound: process stragglers"] = {
 }
 
 # --- Metric store, system sampler, Prometheus (monitoring) ---------------------------------
-# (monitoring's settings and beat entries go here)
+# How often beat stores the value of every registry metric (system figures included).
+METRICS_SAMPLE_SECONDS = _int("METRICS_SAMPLE_SECONDS", 10, minimum=1, maximum=3600)
+# How often web, worker and beat each write their own pid, RSS and CPU (and their host's
+# figures) to Redis; a process silent for three periods counts as gone.
+METRICS_PROCESS_REPORT_SECONDS = _int("METRICS_PROCESS_REPORT_SECONDS", 5, minimum=1, maximum=300)
+# Retention of the metric store: raw samples, then 1-minute, 1-hour and 1-day rollups.
+METRICS_RAW_RETENTION_HOURS = _int("METRICS_RAW_RETENTION_HOURS", 24, minimum=1, maximum=24 * 30)
+METRICS_MINUTE_RETENTION_DAYS = _int("METRICS_MINUTE_RETENTION_DAYS", 7, minimum=1, maximum=365)
+METRICS_HOUR_RETENTION_DAYS = _int("METRICS_HOUR_RETENTION_DAYS", 90, minimum=1, maximum=3650)
+METRICS_DAY_RETENTION_DAYS = _int("METRICS_DAY_RETENTION_DAYS", 730, minimum=1, maximum=36500)
+# /metrics (Prometheus): a scraper gets in with `Authorization: Bearer <METRICS_TOKEN>`, with
+# an API token of a user who may view metrics, or from an address in METRICS_ALLOWED_IPS
+# (addresses/CIDRs; behind a proxy, list it in TRUSTED_PROXIES). Nothing set: tokens only.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+if PRODUCTION and METRICS_TOKEN and len(METRICS_TOKEN) < 20:
+    raise ImproperlyConfigured("Environment variable METRICS_TOKEN is invalid: use at least 20 random characters")
+METRICS_ALLOWED_IPS = _networks("METRICS_ALLOWED_IPS")
+CELERY_BEAT_SCHEDULE["monitoring: sample metrics"] = {
+    "task": "monitoring.tasks.sample_metrics",
+    "schedule": float(METRICS_SAMPLE_SECONDS),
+    # A sample nobody took in time is worthless: drop it rather than pile them up.
+    "options": {"expires": METRICS_SAMPLE_SECONDS * 2},
+}
+CELERY_BEAT_SCHEDULE["monitoring: roll up metrics"] = {
+    "task": "monitoring.tasks.rollup_metrics",
+    "schedule": 60.0,
+    "options": {"expires": 120},
+}
+CELERY_BEAT_SCHEDULE["monitoring: prune metrics"] = {
+    "task": "monitoring.tasks.prune_metrics",
+    "schedule": 600.0,
+    "options": {"expires": 1200},
+}
 
 # --- Health checks (monitoring.health) ------------------------------------------------------
-# (health's settings and beat entries go here)
+# Beat starts the dispatcher this often; it runs every check that is due (each check has its
+# own interval) concurrently, within HEALTH_CYCLE_TIMEOUT_SECONDS overall.
+HEALTH_DISPATCH_SECONDS = _int("HEALTH_DISPATCH_SECONDS", 5, minimum=1, maximum=300)
+# Checks in flight at once. httpx's connection pool slows down with many open connections:
+# on the 2-core machine 1,000 loopback checks took 6.5 s at 20 and 11 s at 100, with
+# false timeouts at 100 (bench/health_checks.py). Raise it for many slow or dead targets.
+HEALTH_CONCURRENCY = _int("HEALTH_CONCURRENCY", 20, minimum=1, maximum=5000)
+HEALTH_THREADS = _int("HEALTH_THREADS", 8, minimum=1, maximum=64)  # database, Redis, Celery, disk, process probes
+HEALTH_CYCLE_TIMEOUT_SECONDS = _int("HEALTH_CYCLE_TIMEOUT_SECONDS", 90, minimum=5, maximum=3600)
+HEALTH_MAX_CHECKS_PER_CYCLE = _int("HEALTH_MAX_CHECKS_PER_CYCLE", 5000, minimum=1, maximum=100_000)
+HEALTH_RESULT_RETENTION_DAYS = _int("HEALTH_RESULT_RETENTION_DAYS", 14, minimum=1, maximum=3650)
+# Uptime is computed from flips over 30 days, so they are kept longer than that.
+HEALTH_FLIP_RETENTION_DAYS = _int("HEALTH_FLIP_RETENTION_DAYS", 400, minimum=31, maximum=3650)
+HEALTH_RECENT_RESULTS = 30  # the strip of recent results kept on each check
+HEALTH_BODY_LIMIT_BYTES = 1024 * 1024  # an HTTP check reads at most this much of a body
+HEALTH_DISK_THRESHOLD_PERCENT = _int("HEALTH_DISK_THRESHOLD_PERCENT", 90, minimum=1, maximum=100)
+# Where the health check of the web process finds it. Default: this machine on $PORT (and
+# $HOST when the web binds one address), as `make run` serves it.
+_web_host = os.environ.get("HOST", "").strip()
+HEALTH_WEB_BASE_URL = (os.environ.get("OPSCENTER_WEB_URL") or "").strip().rstrip("/") or (
+    f"http://{'127.0.0.1' if _web_host in {'', '0.0.0.0', '::', '[::]'} else _web_host}:{PORT}"
+)
+# The inbound webhook service's health URL; when set, bootstrap adds a check for it.
+HEALTH_WEBHOOK_SERVICE_URL = (os.environ.get("OPSCENTER_WEBHOOK_SERVICE_HEALTH_URL") or "").strip()
+for _name, _url in (("OPSCENTER_WEB_URL", HEALTH_WEB_BASE_URL),
+                    ("OPSCENTER_WEBHOOK_SERVICE_HEALTH_URL", HEALTH_WEBHOOK_SERVICE_URL)):
+    if _url and not _url.startswith(("http://", "https://")):
+        raise ImproperlyConfigured(f"Environment variable {_name}={_url!r} is invalid: use an http:// or https:// URL")
+CELERY_BEAT_SCHEDULE["health: run due checks"] = {
+    "task": "monitoring.health.tasks.dispatch_checks",
+    "schedule": float(HEALTH_DISPATCH_SECONDS),
+    # A dispatch nobody picked up in time is replaced by the next one; checks stay due meanwhile.
+    "options": {"expires": max(HEALTH_DISPATCH_SECONDS * 2, 10)},
+}
+CELERY_BEAT_SCHEDULE["health: prune results"] = {
+    "task": "monitoring.health.tasks.prune_history",
+    "schedule": 3600.0,
+    "options": {"expires": 1800},
+}
 
 # --- Log store (monitoring.logs) ------------------------------------------------------------
-# (the log store's settings and beat entries go here; its handler joins LOGGING below)
+# WARNING and above from every process, and every agent run log line, in one searchable table.
+# Off in the pytest process by default: each test runs in a transaction the handler's writer
+# thread cannot see and must not write around. The tests of the store switch it on.
+LOG_STORE_ENABLED = _bool("LOG_STORE_ENABLED", "pytest" not in sys.modules)
+LOG_STORE_LEVEL = _choice("LOG_STORE_LEVEL", "warning", ("debug", "info", "warning", "error", "critical")).upper()
+# Entries a process holds while the database is unreachable; beyond it they are counted, and
+# the count is stored as one entry once the database is back.
+LOG_STORE_QUEUE_SIZE = _int("LOG_STORE_QUEUE_SIZE", 10_000, minimum=100, maximum=1_000_000)
+LOG_STORE_BATCH_SIZE = 500
+LOG_STORE_FLUSH_SECONDS = 1.0
+LOG_RETENTION_DAYS = _int("LOG_RETENTION_DAYS", 14, minimum=1, maximum=3650)
+CELERY_BEAT_SCHEDULE["logs: prune old entries"] = {
+    "task": "monitoring.logs.tasks.prune_log_entries",
+    "schedule": 3600.0,
+    "options": {"expires": 1800},
+}
 
 # --- Backups (opscenter.backups) ------------------------------------------------------------
-# (backups' settings and beat entries go here)
+# Where backup files are kept: the local folder BACKUPS_DIR (default var/backups), or an
+# S3-compatible bucket when BACKUPS_S3_BUCKET is set (needs django-storages[s3] and boto3).
+BACKUPS_DIR = Path(os.environ.get("BACKUPS_DIR") or VAR_DIR / "backups").resolve()
+BACKUPS_S3_BUCKET = os.environ.get("BACKUPS_S3_BUCKET", "").strip()
+if BACKUPS_S3_BUCKET:
+    import importlib.util
+
+    if importlib.util.find_spec("storages") is None or importlib.util.find_spec("boto3") is None:
+        raise ImproperlyConfigured(
+            "Environment variable BACKUPS_S3_BUCKET is set, but S3 storage needs the packages "
+            "django-storages[s3] and boto3, which are not installed; unset it to keep backups in BACKUPS_DIR"
+        )
+    BACKUPS_STORAGE = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": BACKUPS_S3_BUCKET,
+            "location": os.environ.get("BACKUPS_S3_PREFIX", "opscenter-backups").strip("/"),
+            "endpoint_url": os.environ.get("BACKUPS_S3_ENDPOINT_URL") or None,
+            "region_name": os.environ.get("BACKUPS_S3_REGION") or None,
+            "access_key": os.environ.get("BACKUPS_S3_ACCESS_KEY_ID") or None,
+            "secret_key": os.environ.get("BACKUPS_S3_SECRET_ACCESS_KEY") or None,
+            "default_acl": None,
+            "file_overwrite": False,
+            "querystring_auth": True,
+        },
+    }
+else:
+    BACKUPS_STORAGE = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        # 0600: a backup holds every user's data, password hashes and tokens included.
+        "OPTIONS": {"location": str(BACKUPS_DIR), "file_permissions_mode": 0o600, "directory_permissions_mode": 0o700},
+    }
+# Dumps are written here first and stored only when complete (a local disk, never the bucket).
+BACKUPS_WORK_DIR = Path(os.environ.get("BACKUPS_WORK_DIR") or VAR_DIR / "backups-work").resolve()
+# The daily backup's crontab in TIME_ZONE, used when its periodic task is first created;
+# from then on the time is edited in the admin (Periodic tasks → "backups: daily backup").
+BACKUPS_SCHEDULE = os.environ.get("BACKUPS_SCHEDULE", "30 2 * * *").strip()
+if len(BACKUPS_SCHEDULE.split()) != 5:
+    raise ImproperlyConfigured(
+        f"Environment variable BACKUPS_SCHEDULE={BACKUPS_SCHEDULE!r} is invalid: use five crontab fields, e.g. 30 2 * * *"
+    )
+# Retention: the newest backup of each of the last N days and M weeks that have one.
+BACKUPS_KEEP_DAILY = _int("BACKUPS_KEEP_DAILY", 7, minimum=1, maximum=3650)
+BACKUPS_KEEP_WEEKLY = _int("BACKUPS_KEEP_WEEKLY", 4, minimum=0, maximum=520)
+BACKUPS_HEARTBEAT_SECONDS = _int("BACKUPS_HEARTBEAT_SECONDS", 5, minimum=1, maximum=300)
+# A running backup without a heartbeat this long was interrupted (its process died).
+BACKUPS_LOST_AFTER_SECONDS = _int("BACKUPS_LOST_AFTER_SECONDS", 120, minimum=10, maximum=24 * 3600)
+# Longest backup, verify or restore; after this the reaper fails it whatever its heartbeat says.
+BACKUPS_TIMEOUT_SECONDS = _int("BACKUPS_TIMEOUT_SECONDS", 6 * 3600, minimum=60, maximum=7 * 24 * 3600)
+if BACKUPS_LOST_AFTER_SECONDS < 2 * BACKUPS_HEARTBEAT_SECONDS:
+    raise ImproperlyConfigured("BACKUPS_LOST_AFTER_SECONDS must be at least twice BACKUPS_HEARTBEAT_SECONDS")
+# Folder holding pg_dump and pg_restore; empty: PATH, then the newest /usr/lib/postgresql/<v>/bin.
+BACKUPS_PG_BIN_DIR = os.environ.get("BACKUPS_PG_BIN_DIR", "").strip()
+CELERY_BEAT_SCHEDULE["backups: reap interrupted jobs"] = {
+    "task": "opscenter.backups.tasks.reap_backups",
+    "schedule": 60.0,
+    "options": {"expires": 120},
+}
 
 # --- Applications ---------------------------------------------------------------------------
 INSTALLED_APPS = [
@@ -493,6 +640,9 @@ SPECTACULAR_SETTINGS = {
         "DeliveryStatusEnum": "advisors.models.DeliveryStatus",
         "RunStatusEnum": "agents.models.RunStatus",
         "ReportedRunStatusEnum": ["running", "succeeded", "failed", "cancelled", "timed_out"],
+        "InboundEventStatusEnum": "advisors.inbound.models.EventStatus",
+        "BackupJobStatusEnum": "opscenter.backups.models.JobStatus",
+        "HealthStateEnum": "monitoring.health.models.CheckState",
     },
 }
 API_TOKEN_MAX_DAYS = _int("API_TOKEN_MAX_DAYS", 365, minimum=1, maximum=3650)
@@ -524,8 +674,18 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        # The log store (monitoring.logs): queued in memory, written by a background thread.
+        "store": {
+            "class": "monitoring.logs.handler.DatabaseLogHandler",
+            "level": LOG_STORE_LEVEL,
+            "capacity": LOG_STORE_QUEUE_SIZE,
+            "batch_size": LOG_STORE_BATCH_SIZE,
+            "flush_interval": LOG_STORE_FLUSH_SECONDS,
+        },
+    },
+    "root": {"handlers": ["console", "store"], "level": LOG_LEVEL},
     "loggers": {
         "daphne": {"level": "WARNING"},
         "django.channels.server": {"level": "WARNING"},
@@ -533,6 +693,8 @@ LOGGING = {
         "celery.app.trace": {"level": "WARNING"},
         "celery.worker.strategy": {"level": "WARNING"},
         "celery.beat": {"level": "WARNING"},
+        # One line per request: health checks and outbound webhooks would drown the log.
+        "httpx": {"level": "WARNING"},
     },
 }
 

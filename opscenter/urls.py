@@ -17,6 +17,7 @@ urlpatterns = [
     path("api/v1/", include("advisors.api.urls")),
     path("api/v1/", include("agents.api.urls")),
     path("api/v1/", include("advisors.inbound.api_urls")),
+    path("api/v1/", include("agents.engine.api_urls")),
     path("api/v1/", include("opscenter.backups.api_urls")),
     path("api/v1/", include("monitoring.api_urls")),
     path("api/v1/", include("monitoring.health.api_urls")),

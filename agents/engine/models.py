@@ -258,6 +258,29 @@ class DailyRollup(models.Model):
     revisions_requested = models.PositiveIntegerField(default=0)
     delivered = models.PositiveIntegerField(default=0)
     delivery_failed = models.PositiveIntegerField(default=0)
+    read = models.PositiveIntegerField(default=0, help_text="Delivered items the advisor opened (read receipts).")
+    clicked = models.PositiveIntegerField(default=0, help_text="Items with at least one button click.")
+    # Engagement, by the day (engine time zone) the click or message happened.
+    clicks_retrieve = models.PositiveIntegerField(default=0)
+    clicks_unlock = models.PositiveIntegerField(default=0)
+    clicks_share = models.PositiveIntegerField(default=0)
+    clicks_succeeded = models.PositiveIntegerField(default=0)
+    clicks_with_outcome = models.PositiveIntegerField(default=0)
+    click_response_ms_sum = models.BigIntegerField(default=0)
+    click_response_count = models.PositiveIntegerField(default=0)
+    clicks_by_hour = models.JSONField(default=list, blank=True, help_text="24 counts, hour 0 first (engine time).")
+    engaged_advisors = models.PositiveIntegerField(default=0, help_text="Advisors who clicked or chatted.")
+    conversations_started = models.PositiveIntegerField(default=0)
+    conversations_completed = models.PositiveIntegerField(default=0)
+    chat_messages_in = models.PositiveIntegerField(default=0)
+    chat_messages_out = models.PositiveIntegerField(default=0)
+    chat_response_ms_sum = models.BigIntegerField(default=0)
+    chat_response_count = models.PositiveIntegerField(default=0)
+    # Counts per upper bound in RESPONSE_BUCKETS_MS (+ one for slower): percentiles over any
+    # period are read from the summed buckets, which averages cannot give.
+    chat_response_buckets = models.JSONField(default=list, blank=True)
+    ai_quality_sum = models.FloatField(default=0)
+    ai_quality_count = models.PositiveIntegerField(default=0)
     computed_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -13,13 +13,13 @@ import random
 import zoneinfo
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models import Count, Exists, OuterRef, Q, Sum
 from django.utils import timezone
 
 from advisors.models import Advisor, AdvisorStatus, ComplianceVerdict, Content, ContentKind, ContentStatus, Delivery
@@ -467,8 +467,11 @@ def approved_without_delivery():
 # --- analytics --------------------------------------------------------------------------------
 
 
+RESPONSE_BUCKETS_MS = (250, 500, 1000, 2000, 3000, 5000, 10_000, 30_000, 60_000)  # then one for slower
+
+
 def compute_rollup(day: date) -> DailyRollup:
-    """Recompute one day's figures from the rows (by cycle date for content, by day for sends)."""
+    """Recompute one day's figures from the rows: content by cycle date, engagement by the day it happened."""
     content = Content.objects.filter(cycle_date=day)
     by_status = dict(content.values_list("status").annotate(n=Count("id")).order_by())
     entries = CycleAdvisor.objects.filter(cycle__cycle_date=day, cycle__dry_run=False)
@@ -484,10 +487,66 @@ def compute_rollup(day: date) -> DailyRollup:
         "revisions_requested": by_status.get("needs_revision", 0),
         "delivered": delivered,
         "delivery_failed": deliveries.filter(status="failed").count(),
+        "read": deliveries.filter(status="read").count(),
+        "clicked": content.filter(button_clicks__isnull=False).distinct().count(),
+        **_engagement_figures(day),
         "computed_at": timezone.now(),
     }
     rollup, _ = DailyRollup.objects.update_or_create(day=day, defaults=figures)
     return rollup
+
+
+def _engagement_figures(day: date) -> dict:
+    """Clicks and chats that happened on `day` in the engine's time zone."""
+    from django.db.models.functions import ExtractHour
+
+    from advisors.inbound.models import ButtonAction, ButtonClick, ChatMessage, Conversation, Direction
+
+    zone = engine_zone()
+    start = datetime.combine(day, time(0), tzinfo=zone)
+    end = start + timedelta(days=1)
+    clicks = ButtonClick.objects.filter(at__gte=start, at__lt=end)
+    click = clicks.aggregate(
+        n_retrieve=Count("id", filter=Q(action=ButtonAction.RETRIEVE_CONTENT)),
+        n_unlock=Count("id", filter=Q(action=ButtonAction.UNLOCK_CONTENT)),
+        n_share=Count("id", filter=Q(action=ButtonAction.SHARE_WITH_CLIENTS)),
+        n_succeeded=Count("id", filter=Q(succeeded=True)),
+        n_with_outcome=Count("id", filter=Q(succeeded__isnull=False)),
+        response_sum=Sum("response_ms"),
+        response_count=Count("response_ms"),
+    )
+    hours = dict(clicks.annotate(h=ExtractHour("at", tzinfo=zone)).values_list("h").annotate(n=Count("id")).order_by())
+    messages = ChatMessage.objects.filter(at__gte=start, at__lt=end)
+    answers = messages.filter(direction=Direction.OUTBOUND)
+    bounds = [0, *RESPONSE_BUCKETS_MS]
+    chat = messages.aggregate(
+        inbound=Count("id", filter=Q(direction=Direction.INBOUND)),
+        outbound=Count("id", filter=Q(direction=Direction.OUTBOUND)),
+    )
+    answer = answers.aggregate(
+        response_sum=Sum("response_ms"), response_count=Count("response_ms"),
+        quality_sum=Sum("ai_quality_score"), quality_count=Count("ai_quality_score"),
+        **{f"b{i}": Count("id", filter=Q(response_ms__gt=low, response_ms__lte=high) if i else Q(response_ms__lte=high))
+           for i, (low, high) in enumerate(zip(bounds, RESPONSE_BUCKETS_MS, strict=False))},
+        slower=Count("id", filter=Q(response_ms__gt=RESPONSE_BUCKETS_MS[-1])),
+    )
+    engaged = set(clicks.exclude(advisor=None).values_list("advisor_id", flat=True).distinct())
+    engaged |= set(messages.exclude(conversation__advisor=None).values_list("conversation__advisor_id", flat=True)
+                   .distinct())
+    conversations = Conversation.objects.all()
+    return {
+        "clicks_retrieve": click["n_retrieve"], "clicks_unlock": click["n_unlock"], "clicks_share": click["n_share"],
+        "clicks_succeeded": click["n_succeeded"], "clicks_with_outcome": click["n_with_outcome"],
+        "click_response_ms_sum": click["response_sum"] or 0, "click_response_count": click["response_count"],
+        "clicks_by_hour": [hours.get(h, 0) for h in range(24)],
+        "engaged_advisors": len(engaged),
+        "conversations_started": conversations.filter(started_at__gte=start, started_at__lt=end).count(),
+        "conversations_completed": conversations.filter(completed_at__gte=start, completed_at__lt=end).count(),
+        "chat_messages_in": chat["inbound"], "chat_messages_out": chat["outbound"],
+        "chat_response_ms_sum": answer["response_sum"] or 0, "chat_response_count": answer["response_count"],
+        "chat_response_buckets": [answer[f"b{i}"] for i in range(len(RESPONSE_BUCKETS_MS))] + [answer["slower"]],
+        "ai_quality_sum": answer["quality_sum"] or 0.0, "ai_quality_count": answer["quality_count"],
+    }
 
 
 def approve_as_guardian(content: Content, user) -> bool:

@@ -89,10 +89,10 @@ def test_a_section_not_built_yet_says_so_plainly(browser, running_system, width)
     credentials = running_system.users["viewer"]
     with open_page(browser, running_system, width) as page:
         log_in(page, credentials.username, credentials.password)
-        response = page.goto("/admin/section/health/")
+        response = page.goto("/admin/section/alerts/")
 
         assert response is not None and response.status == 200
-        expect(page.get_by_role("heading", name="Health is not built yet")).to_be_visible()
+        expect(page.get_by_role("heading", name="Alerts is not built yet")).to_be_visible()
         expect(page.get_by_text("no sample figures")).to_be_visible()
         scroll_width = page.evaluate("document.documentElement.scrollWidth")
         assert scroll_width <= width + 1, f"the page is {scroll_width}px wide in a {width}px viewport"

@@ -84,6 +84,8 @@ class Command(BaseCommand):
             call_command("seed_demo", first_start=True)
         python = shlex.quote(sys.executable)
         bin_dir = Path(sys.executable).parent
+        # Worker and beat read PORT too (the web's own health check): give them the one served.
+        os.environ["PORT"] = str(options["port"])
         concurrency = f" --concurrency {options['concurrency']}" if options["concurrency"] else ""
         manager = Manager()
         manager.add_process(

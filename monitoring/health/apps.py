@@ -4,6 +4,15 @@ from django.apps import AppConfig
 from django.db.models.signals import post_migrate
 
 
+def follow_inbound_sources(sender, instance, **kwargs) -> None:
+    """A source's /health URL added, changed or removed: its check follows, after the commit."""
+    from django.db import transaction
+
+    from .services import ensure_system_checks
+
+    transaction.on_commit(ensure_system_checks)
+
+
 def ensure_system_checks_after_migrate(sender, **kwargs) -> None:
     """Create (or re-point) the checks of OpsCenter's own components after every migrate."""
     from .services import ensure_system_checks
@@ -56,3 +65,13 @@ class HealthConfig(AppConfig):
         register_metric("opscenter_health_latency_seconds", "How long each health check's last run took.",
                         read=read_latency, labels=("check", "kind"), unit="seconds")
         post_migrate.connect(ensure_system_checks_after_migrate, sender=self)
+
+        from django.db.models.signals import post_save
+
+        from advisors.inbound import services as inbound_services
+        from advisors.inbound.models import InboundSource
+
+        from .services import inbound_source_health
+
+        post_save.connect(follow_inbound_sources, sender=InboundSource, dispatch_uid="health.follow_inbound_sources")
+        inbound_services.register_health_lookup(inbound_source_health)

@@ -369,12 +369,38 @@ def system_check_specs() -> list[dict[str, Any]]:
          "path": str(settings.VAR_DIR), "threshold_percent": settings.HEALTH_DISK_THRESHOLD_PERCENT,
          "interval_seconds": 60, "description": "Free space where the database, Redis and backups live."},
     ]
+    specs.extend(inbound_source_specs())
     if settings.HEALTH_WEBHOOK_SERVICE_URL:
         specs.append({"system_key": "webhook-service", "name": "Inbound webhook service", "kind": CheckKind.HTTP,
                       "url": settings.HEALTH_WEBHOOK_SERVICE_URL, "is_webhook_service": True,
                       "expected_status": 200, "interval_seconds": 30,
                       "description": "The service that receives the advisors' clicks and messages answers /health."})
     return specs
+
+
+INBOUND_KEY = "inbound:{slug}"
+
+
+def inbound_source_specs() -> list[dict[str, Any]]:
+    """A check of each enabled inbound source's /health URL (Pipeline → Inbound sources)."""
+    from advisors.inbound.models import InboundSource
+
+    return [
+        {"system_key": INBOUND_KEY.format(slug=source.slug), "name": f"Inbound service: {source.name}",
+         "kind": CheckKind.HTTP, "url": source.health_url, "is_webhook_service": True, "expected_status": 200,
+         "interval_seconds": 30,
+         "description": f"The service sending events to /api/v1/webhooks/{source.slug}/ answers its /health."}
+        for source in InboundSource.objects.filter(enabled=True).exclude(health_url="").order_by("slug")
+    ]
+
+
+def inbound_source_health(source) -> dict[str, Any] | None:
+    """How the source's /health check is doing, for the integration page (None: no check)."""
+    check = HealthCheck.objects.filter(system_key=INBOUND_KEY.format(slug=source.slug), enabled=True).first()
+    if check is None:
+        return None
+    return {"state": check.state, "uptime_24h": uptimes([check])[check.pk]["24h"],
+            "checked_at": check.last_checked_at, "url": check.url}
 
 
 # Fields of a system check that follow the settings at every start; the rest (interval,

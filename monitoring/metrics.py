@@ -133,6 +133,38 @@ def read_deliveries() -> list[Sample]:
     return [Sample({"status": status}, float(counts.get(status, 0))) for status in DeliveryStatus.values]
 
 
+def read_inbound_events() -> list[Sample]:
+    from advisors.inbound.models import InboundSource
+    from advisors.inbound.services import OUTCOMES, event_counts
+
+    counts = event_counts()
+    slugs = set(InboundSource.objects.values_list("slug", flat=True)) | {slug for slug, _ in counts}
+    return [Sample({"source": slug, "outcome": outcome}, float(counts.get((slug, outcome), 0)))
+            for slug in sorted(slugs) for outcome in OUTCOMES]
+
+
+def read_inbound_waiting() -> list[Sample]:
+    from advisors.inbound.models import EventStatus, InboundEvent
+
+    waiting = (EventStatus.RECEIVED, EventStatus.PROCESSING, EventStatus.FAILED)
+    counts = dict(InboundEvent.objects.filter(status__in=waiting).values_list("status").annotate(n=Count("id"))
+                  .order_by())
+    return [Sample({"status": status}, float(counts.get(status, 0))) for status in waiting]
+
+
+def read_inbound_silence() -> list[Sample]:
+    from advisors.inbound.models import InboundSource
+
+    now = time.time()
+    samples = []
+    for slug, event_at, beat_at, created in InboundSource.objects.filter(enabled=True).values_list(
+        "slug", "last_event_at", "last_heartbeat_at", "created_at"
+    ):
+        last = max(filter(None, [event_at, beat_at]), default=created)
+        samples.append(Sample({"source": slug}, max(0.0, now - last.timestamp())))
+    return samples
+
+
 # --- the queue, processes, hosts ---------------------------------------------------------------
 
 
@@ -234,4 +266,19 @@ def register_core_metrics() -> None:
     register_metric(
         "opscenter_deliveries", "Deliveries by status (every status, zeros included).",
         read=read_deliveries, labels=("status",),
+    )
+    register_metric(
+        "opscenter_inbound_events_total",
+        "Inbound webhook events by source and outcome (accepted, duplicate, rejected, refused signature) "
+        "since Redis started.",
+        read=read_inbound_events, kind=Kind.COUNTER, labels=("source", "outcome"),
+    )
+    register_metric(
+        "opscenter_inbound_events_waiting", "Inbound events not processed yet, or failed and waiting for a retry.",
+        read=read_inbound_waiting, labels=("status",),
+    )
+    register_metric(
+        "opscenter_inbound_silence_seconds",
+        "Seconds since each enabled inbound source last sent an event or a heartbeat.",
+        read=read_inbound_silence, labels=("source",), unit="seconds",
     )

@@ -48,7 +48,11 @@ from .models import (
 logger = logging.getLogger(__name__)
 
 KICK_KEY = "opscenter:inbound:kick"
-REFUSED_KEY = "opscenter:inbound:refused:{slug}"  # forged or stale requests per source (not stored)
+# Events per source and outcome since Redis started (fields "<slug>|<outcome>"): what
+# /metrics exposes as a counter; refused (forged or stale) requests are never stored, so
+# this is the only place they are counted.
+COUNTS_KEY = "opscenter:inbound:counts"
+OUTCOMES = ("accepted", "duplicate", "rejected", "refused")
 
 
 class IngestRefused(DomainError):
@@ -138,6 +142,7 @@ def ingest(slug: str, body: bytes, *, timestamp: str | None, signature: str | No
         else:
             result.accepted.append(row.event_id)
         seen.add(row.event_id)
+    _count(slug, accepted=len(result.accepted), duplicate=len(result.duplicates), rejected=len(result.rejected))
     return result
 
 
@@ -293,17 +298,33 @@ _VALIDATORS = {
 }
 
 
-def _count_refused(slug: str) -> None:
+def _count(slug: str, **outcomes: int) -> None:
     try:
-        client = redis_client()
-        client.incr(REFUSED_KEY.format(slug=slug))
-    except Exception:  # counting refusals must never turn a 401 into a 500
-        logger.warning("could not count a refused inbound request", exc_info=True)
+        pipe = redis_client().pipeline(transaction=False)
+        for outcome, n in outcomes.items():
+            if n:
+                pipe.hincrby(COUNTS_KEY, f"{slug}|{outcome}", n)
+        pipe.execute()
+    except Exception:  # counting must never turn an answer into a 500
+        logger.warning("could not count inbound events", exc_info=True)
+
+
+def _count_refused(slug: str) -> None:
+    _count(slug, refused=1)
+
+
+def event_counts() -> dict[tuple[str, str], int]:
+    """Return {(source slug, outcome): events} since Redis started."""
+    counts = {}
+    for key, value in redis_client().hgetall(COUNTS_KEY).items():
+        slug, _, outcome = (key.decode() if isinstance(key, bytes) else key).partition("|")
+        counts[(slug, outcome)] = int(value)
+    return counts
 
 
 def refused_count(slug: str) -> int:
     """Return how many requests for `slug` were refused for their signature (since Redis started)."""
-    value = redis_client().get(REFUSED_KEY.format(slug=slug))
+    value = redis_client().hget(COUNTS_KEY, f"{slug}|refused")
     return int(value or 0)
 
 

@@ -158,3 +158,27 @@ def test_an_allowlisted_address_may_scrape_without_a_token(scrape, settings):
 def test_metrics_answer_get_only(scrape):
     response = Client().post("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
     assert response.status_code == 405
+
+
+def test_metrics_count_inbound_events_by_outcome_and_show_each_sources_silence(scrape):
+    import json as _json
+
+    from advisors.inbound.models import EventStatus, InboundEvent, InboundSource
+    from tests.inbound.conftest import click, post_events
+
+    source = InboundSource.objects.create(slug="bot", name="Bot")
+    post_events(Client(), source, {"events": [click("e1"), click("e2"), {"id": "bad", "type": "nope"}]})
+    post_events(Client(), source, click("e1"))  # a replay
+    Client().post("/api/v1/webhooks/bot/", data=_json.dumps(click("e3")), content_type="application/json",
+                  HTTP_X_OPSCENTER_TIMESTAMP="1", HTTP_X_OPSCENTER_SIGNATURE="sha256=00")  # forged
+    InboundEvent.objects.filter(event_id="e2").update(status=EventStatus.FAILED)
+
+    got = families(scrape())
+
+    events = got["opscenter_inbound_events"]
+    assert events.type == "counter"
+    for outcome, expected in (("accepted", 2), ("duplicate", 1), ("rejected", 1), ("refused", 1)):
+        assert value(events, "opscenter_inbound_events_total", source="bot", outcome=outcome) == expected
+    waiting = got["opscenter_inbound_events_waiting"]
+    assert value(waiting, "opscenter_inbound_events_waiting", status="failed") == 1
+    assert value(got["opscenter_inbound_silence_seconds"], "opscenter_inbound_silence_seconds", source="bot") < 60

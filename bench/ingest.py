@@ -162,7 +162,10 @@ def main() -> int:
         source = InboundSource.objects.create(slug="bench", name="Bench")
         connection.close()
         port = free_port()
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bench.ingest_settings"}
+        # As the Procfile runs web: with its connection pool on PostgreSQL, no kept connections.
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bench.ingest_settings", "DATABASE_CONN_MAX_AGE": "0"}
+        if connection.vendor == "postgresql":
+            env["DATABASE_POOL"] = "1"
         daphne = Process("daphne", [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
                                     "opscenter.asgi:application"], world["log_dir"], env=env)
         try:

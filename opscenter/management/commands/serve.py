@@ -88,9 +88,11 @@ class Command(BaseCommand):
         os.environ["PORT"] = str(options["port"])
         concurrency = f" --concurrency {options['concurrency']}" if options["concurrency"] else ""
         manager = Manager()
+        # The web process pools its PostgreSQL connections (see DATABASE_POOL); the others must not.
+        pool = "env DATABASE_POOL=1 " if settings.DATABASES["default"]["ENGINE"].endswith("postgresql") else ""
         manager.add_process(
             "web",
-            f"{shlex.quote(str(bin_dir / 'daphne'))} -b {shlex.quote(options['host'])} -p {options['port']} "
+            f"{pool}{shlex.quote(str(bin_dir / 'daphne'))} -b {shlex.quote(options['host'])} -p {options['port']} "
             "opscenter.asgi:application",
         )
         manager.add_process("worker", f"{python} -m celery -A opscenter worker -l info{concurrency}")

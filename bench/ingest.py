@@ -46,7 +46,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--batches", type=int, default=20, help="batches per round in part 2")
+    parser.add_argument("--batches", type=int, default=40, help="batches per round in part 2")
     parser.add_argument("--keep", action="store_true")
     return parser.parse_args()
 

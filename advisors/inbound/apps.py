@@ -21,6 +21,18 @@ class InboundConfig(AppConfig):
             ["inbound.retry_inboundevent", "inbound.add_inboundsource", "inbound.change_inboundsource"],
         )
 
+        from django.db.models.signals import post_delete, post_save
+
+        from .models import InboundSource
+
+        def forget(sender, instance, **kwargs) -> None:
+            from .services import forget_source
+
+            forget_source(instance.slug, instance.pk)
+
+        post_save.connect(forget, sender=InboundSource, weak=False, dispatch_uid="inbound.forget_source_on_save")
+        post_delete.connect(forget, sender=InboundSource, weak=False, dispatch_uid="inbound.forget_source_on_delete")
+
         from opscenter.admin_site import register_console_urls
         from opscenter.live import register_topic
 

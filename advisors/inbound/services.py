@@ -13,8 +13,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 import uuid
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -101,36 +103,33 @@ class IngestResult:
 
 def ingest(slug: str, body: bytes, *, timestamp: str | None, signature: str | None) -> IngestResult:
     """Verify and store one event or a batch ({"events": [...]}) from the source `slug`."""
-    source = InboundSource.objects.filter(slug=slug, enabled=True).first()
-    if source is None:
-        raise SourceUnknown(f"No enabled inbound source “{slug}”.")
+    source = _source(slug)
     if len(body) > settings.INBOUND_MAX_BODY_BYTES:
         raise BodyTooLarge(f"The body is {len(body)} bytes; the limit is {settings.INBOUND_MAX_BODY_BYTES}.")
     try:
-        verify(source.active_secrets(), timestamp, signature, body,
-               tolerance_seconds=settings.INBOUND_SIGNATURE_TOLERANCE_SECONDS)
-    except SignatureInvalid as exc:
-        _count_refused(slug)
-        raise SignatureRefused(f"Signature refused: {exc}.") from None
+        _verify(source, body, timestamp, signature)
+    except SignatureInvalid:
+        # The kept copy may predate a rotation made in another process: ask the database once more.
+        source = _source(slug, fresh=True)
+        try:
+            _verify(source, body, timestamp, signature)
+        except SignatureInvalid as exc:
+            _count_refused(slug)
+            raise SignatureRefused(f"Signature refused: {exc}.") from None
     document = _parse_json(body)
     events = _events_of(document)
     now = timezone.now()
     token = uuid.uuid4().hex
     result = IngestResult()
     rows = [_row_for(source, raw, now=now, token=token) for raw in events]
-    with transaction.atomic():
-        # Event ids already stored are skipped by the unique constraint, so a replay (or two
-        # senders racing with the same id) stores nothing new; RETURNING names the new ones.
+    # Event ids already stored are skipped by the unique constraint, so a replay (or two
+    # senders racing with the same id) stores nothing new; RETURNING names the new ones.
+    # One statement needs no transaction of its own; a COPY batch does (its stage table).
+    with transaction.atomic() if len(rows) >= COPY_FROM else nullcontext():
         stored = _insert_new(rows)
-        has_heartbeat = any(r.type == EventType.HEARTBEAT and r.status == EventStatus.RECEIVED for r in rows)
-        # At most once a second per source: under load every request would otherwise queue
-        # on this one row's lock until its transaction ends.
-        recent = now - timedelta(seconds=1)
-        InboundSource.objects.filter(pk=source.pk).filter(
-            Q(last_event_at__isnull=True) | Q(last_event_at__lt=recent)
-            | (Q(last_heartbeat_at__isnull=True) | Q(last_heartbeat_at__lt=recent) if has_heartbeat else Q(pk=None))
-        ).update(last_event_at=now, **({"last_heartbeat_at": now} if has_heartbeat else {}))
-        new_work = any(r.status == EventStatus.RECEIVED and r.event_id in stored for r in rows)
+    has_heartbeat = any(r.type == EventType.HEARTBEAT and r.status == EventStatus.RECEIVED for r in rows)
+    _note_arrival(source, now, heartbeat=has_heartbeat)
+    new_work = any(r.status == EventStatus.RECEIVED and r.event_id in stored for r in rows)
     # Each id counts once: its first occurrence in the batch, if this request stored it.
     seen: set[str] = set()
     result.rejected = []
@@ -144,6 +143,52 @@ def ingest(slug: str, body: bytes, *, timestamp: str | None, signature: str | No
         seen.add(row.event_id)
     _after_ingest(slug, result, new_work=new_work)
     return result
+
+
+# Sources by slug, kept a moment per process: the lookup was a quarter of a one-event
+# request. A change saved in this process drops its copy at once (see the receiver in
+# apps.py); another process's change (disabling a source) is seen within SOURCE_TTL_SECONDS,
+# and a rotated secret at once (a failed signature looks again before refusing).
+SOURCE_TTL_SECONDS = 2.0
+_sources: dict[str, tuple[float, InboundSource]] = {}
+_arrivals: dict[int, float] = {}  # source id -> when this process last wrote its last_event_at
+
+
+def _source(slug: str, *, fresh: bool = False) -> InboundSource:
+    now = time.monotonic()
+    kept = None if fresh else _sources.get(slug)
+    if kept is not None and kept[0] > now:
+        return kept[1]
+    source = InboundSource.objects.filter(slug=slug, enabled=True).first()
+    if source is None:
+        _sources.pop(slug, None)
+        raise SourceUnknown(f"No enabled inbound source “{slug}”.")
+    _sources[slug] = (now + SOURCE_TTL_SECONDS, source)
+    return source
+
+
+def forget_source(slug: str, pk: int | None = None) -> None:
+    """Drop this process's copy of a source (it was saved or deleted)."""
+    _sources.pop(slug, None)
+    _arrivals.pop(pk, None)
+
+
+def _verify(source: InboundSource, body: bytes, timestamp: str | None, signature: str | None) -> None:
+    verify(source.active_secrets(), timestamp, signature, body,
+           tolerance_seconds=settings.INBOUND_SIGNATURE_TOLERANCE_SECONDS)
+
+
+def _note_arrival(source: InboundSource, now: datetime, *, heartbeat: bool) -> None:
+    """Record when the source was last heard from: at most once a second per process (or on a heartbeat).
+
+    Under load, a write per request would queue every request on this one row's lock.
+    """
+    if not heartbeat and time.monotonic() - _arrivals.get(source.pk, -10.0) < 1.0:
+        return
+    _arrivals[source.pk] = time.monotonic()
+    InboundSource.objects.filter(pk=source.pk).update(
+        last_event_at=now, **({"last_heartbeat_at": now} if heartbeat else {})
+    )
 
 
 def _refuse_constant(name: str):
@@ -680,6 +725,7 @@ def drop_previous_secret(source: InboundSource, *, by, request=None) -> None:
     """Stop accepting the previous secret (the sender has moved to the current one)."""
     with transaction.atomic():
         InboundSource.objects.filter(pk=source.pk).update(previous_secret="")
+        forget_source(source.slug, source.pk)
         record_audit("inbound_source.previous_secret_dropped", actor=by, target=source, request=request,
                      source=AuditSource.UI)
     source.refresh_from_db()

@@ -8,7 +8,7 @@ import time
 import pytest
 from django.test import Client
 
-from advisors.inbound.models import EventStatus, InboundEvent
+from advisors.inbound.models import EventStatus, InboundEvent, InboundSource
 from advisors.inbound.services import refused_count, rotate_secret
 from opscenter.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from tests.factories import make_user
@@ -210,3 +210,12 @@ def test_json_that_the_database_cannot_store_is_a_clear_400(client, source, body
     response = post_events(client, source, None, body=body)
     assert response.status_code == 400 and problem in response.json()["error"]["message"]
     assert InboundEvent.objects.count() == 0
+
+
+def test_a_secret_rotated_by_another_process_is_honoured_at_once(client, source):
+    post_events(client, source, click("evt-1"))  # this process now keeps a copy of the source
+    # Another web process rotates it: no signal reaches this one.
+    InboundSource.objects.filter(pk=source.pk).update(secret="whsec_new-elsewhere", previous_secret=source.secret)
+
+    assert post_events(client, source, click("evt-2"), secret="whsec_new-elsewhere").status_code == 200
+    assert refused_count(source.slug) == 0

@@ -448,6 +448,45 @@ CELERY_BEAT_SCHEDULE["backups: reap interrupted jobs"] = {
     "options": {"expires": 120},
 }
 
+# --- Alerting (alerts) ------------------------------------------------------------------------
+# Beat starts an evaluation cycle this often; a cycle that takes longer is reported (a
+# warning in the logs, a counter on the alerts page and in /metrics), never silently dropped.
+ALERTS_EVALUATION_SECONDS = _int("ALERTS_EVALUATION_SECONDS", 15, minimum=1, maximum=3600)
+# An alert that resolved and fired again this many times within the flap window is
+# "flapping": it stays firing (one message) until it has been quiet for the whole window.
+ALERTS_FLAP_WINDOW_SECONDS = _int("ALERTS_FLAP_WINDOW_SECONDS", 3600, minimum=60, maximum=7 * 86400)
+ALERTS_FLAP_THRESHOLD = _int("ALERTS_FLAP_THRESHOLD", 3, minimum=2, maximum=100)
+# Notifications: how often beat looks for due groups, retries and escalations; how a failed
+# send backs off (doubling from the base up to the cap) and when it gives up.
+ALERTS_DISPATCH_SECONDS = _int("ALERTS_DISPATCH_SECONDS", 10, minimum=1, maximum=3600)
+ALERTS_NOTIFY_MAX_ATTEMPTS = _int("ALERTS_NOTIFY_MAX_ATTEMPTS", 12, minimum=1, maximum=100)
+ALERTS_NOTIFY_BACKOFF_SECONDS = _int("ALERTS_NOTIFY_BACKOFF_SECONDS", 10, minimum=0, maximum=3600)
+ALERTS_NOTIFY_BACKOFF_MAX_SECONDS = _int("ALERTS_NOTIFY_BACKOFF_MAX_SECONDS", 1800, minimum=1, maximum=86400)
+ALERTS_NOTIFY_TIMEOUT_SECONDS = _int("ALERTS_NOTIFY_TIMEOUT_SECONDS", 15, minimum=1, maximum=300)
+# Notification channels' targets follow OUTBOUND_ALLOW_PRIVATE / OUTBOUND_ALLOWED_HOSTS above.
+ALERTS_RESOLVED_RETENTION_DAYS = _int("ALERTS_RESOLVED_RETENTION_DAYS", 180, minimum=1, maximum=3650)
+# SLO figures (error budget, burn rates) are recomputed and stored this often.
+ALERTS_SLO_SECONDS = _int("ALERTS_SLO_SECONDS", 60, minimum=10, maximum=3600)
+CELERY_BEAT_SCHEDULE["alerts: evaluate rules"] = {
+    "task": "alerts.tasks.evaluate_alerts",
+    "schedule": float(ALERTS_EVALUATION_SECONDS),
+}
+CELERY_BEAT_SCHEDULE["alerts: dispatch notifications"] = {
+    "task": "alerts.tasks.dispatch_notifications",
+    "schedule": float(ALERTS_DISPATCH_SECONDS),
+    "options": {"expires": ALERTS_DISPATCH_SECONDS * 3},
+}
+CELERY_BEAT_SCHEDULE["alerts: record SLOs"] = {
+    "task": "alerts.tasks.record_slos",
+    "schedule": float(ALERTS_SLO_SECONDS),
+    "options": {"expires": ALERTS_SLO_SECONDS * 2},
+}
+CELERY_BEAT_SCHEDULE["alerts: prune resolved"] = {
+    "task": "alerts.tasks.prune_alerts",
+    "schedule": 3600.0,
+    "options": {"expires": 1800},
+}
+
 # --- Applications ---------------------------------------------------------------------------
 INSTALLED_APPS = [
     "daphne",

@@ -1,0 +1,5 @@
+"""Console pages of alerting (placeholder until the pages land)."""
+
+
+def console_urls(site) -> list:
+    return []

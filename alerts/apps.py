@@ -30,7 +30,7 @@ class AlertsConfig(AppConfig):
         from opscenter.admin_site import register_console_urls
         from opscenter.live import register_topic
 
-        from . import metrics
+        from . import metrics, slo
 
         for role in roles.ROLES:
             roles.grant(role, READ)
@@ -44,4 +44,6 @@ class AlertsConfig(AppConfig):
 
         register_topic("alerts", permission="alerts.view_alert", snapshot=snapshot)
         register_console_urls(lambda site: import_module("alerts.views").console_urls(site))
+        register_console_urls(lambda site: import_module("alerts.slo_views").console_urls(site))
         metrics.register_alert_metrics()
+        slo.register_slo_metrics()

@@ -22,6 +22,7 @@ urlpatterns = [
     path("api/v1/", include("monitoring.api_urls")),
     path("api/v1/", include("monitoring.health.api_urls")),
     path("api/v1/", include("monitoring.logs.api_urls")),
+    path("api/v1/", include("alerts.api_urls")),
     path("", include("monitoring.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),

@@ -1,0 +1,3 @@
+"""SLO REST endpoints (placeholder until the SLO part lands)."""
+
+urlpatterns: list = []

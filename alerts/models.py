@@ -485,3 +485,20 @@ class SLO(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.objective:g} % over {self.window_days} d)"
+
+
+class BuiltinDefault(models.Model):
+    """A built-in default (rule or SLO) that bootstrap created once.
+
+    Bootstrap creates each default the first time only: one an admin edited or deleted
+    stays that way, and a default added in a later version is still created.
+    """
+
+    key = models.CharField(max_length=100, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        default_permissions = ()
+
+    def __str__(self) -> str:
+        return self.key

@@ -315,7 +315,8 @@ def on_alert_resolved(alert: Alert) -> None:
 
 
 def _locked(alert: Alert) -> Alert:
-    return Alert.objects.select_for_update().select_related("acknowledged_by").get(pk=alert.pk)
+    # Only the alert's row is locked (PostgreSQL refuses FOR UPDATE on an outer join's nullable side).
+    return Alert.objects.select_for_update(of=("self",)).select_related("acknowledged_by").get(pk=alert.pk)
 
 
 def acknowledge_alert(alert: Alert, *, by, comment: str = "", source: str = AuditSource.UI,
@@ -391,3 +392,137 @@ def resolve_alert(alert: Alert, *, by, note: str = "", source: str = AuditSource
             request_notification(alert, NotifyKind.RESOLVED)
         publish_alert(alert)
     return alert
+
+
+def update_silence(silence: Silence, *, by, ends_at: datetime | None = None, comment: str | None = None,
+                   matchers: str | None = None, source: str = AuditSource.UI,
+                   request: HttpRequest | None = None) -> Silence:
+    """Change a silence that has not ended: its end, comment or matchers (audited field by field)."""
+    now = timezone.now()
+    if silence.ended_at or silence.ends_at <= now:
+        raise AlertConflict("This silence has ended; create a new one.")
+    errors: dict[str, str] = {}
+    changes: dict[str, Any] = {}
+    if matchers is not None:
+        try:
+            normalised = _validate_matchers(matchers)
+        except ValidationError as exc:
+            errors.update({k: v[0] for k, v in exc.message_dict.items()})
+        else:
+            if not normalised:
+                errors["matchers"] = "Give at least one matcher: a silence of everything hides every alert."
+            elif normalised != silence.matchers:
+                changes["matchers"] = normalised
+    if comment is not None:
+        if not comment.strip():
+            errors["comment"] = "Say why: the next person on call will read it."
+        elif comment.strip() != silence.comment:
+            changes["comment"] = comment.strip()
+    if ends_at is not None and ends_at != silence.ends_at:
+        if ends_at <= max(now, silence.starts_at):
+            errors["ends_at"] = "The end must be in the future and after the start (to end it now, expire it)."
+        elif ends_at - silence.starts_at > MAX_SILENCE:
+            errors["ends_at"] = f"A silence lasts at most {MAX_SILENCE.days} days."
+        else:
+            changes["ends_at"] = ends_at
+    if errors:
+        raise ValidationError(errors)
+    if not changes:
+        return silence
+    with transaction.atomic():
+        for field, value in changes.items():
+            setattr(silence, field, value)
+        silence.save(update_fields=list(changes))
+        record_audit("silence.changed", actor=by, target=silence, source=source, request=request,
+                     changes={k: v.isoformat() if isinstance(v, datetime) else v for k, v in changes.items()})
+        for changed in _apply_silences():
+            publish_alert(changed)
+        publish(TOPIC, "silences.changed", {})
+    return silence
+
+
+# --- configuration: rules and channels --------------------------------------------------------------
+
+
+def _field_values(instance, fields) -> dict[str, Any]:
+    out = {}
+    for name in fields:
+        value = getattr(instance, name, None)
+        out[name] = value.isoformat() if hasattr(value, "isoformat") else value
+    return out
+
+
+def save_rule(rule, *, by, changed: list[str] | None = None, channels=None, source: str = AuditSource.UI,
+              request: HttpRequest | None = None):
+    """Validate and save a rule (new or changed), set its channels, and audit what changed."""
+    from .evaluation import validate_rule
+
+    validate_rule(rule)
+    creating = rule.pk is None
+    with transaction.atomic():
+        rule.last_error = ""
+        rule.save()
+        if channels is not None:
+            rule.channels.set(channels)
+        fields = changed if changed is not None else [f.name for f in rule._meta.concrete_fields if f.name != "id"]
+        audit = _field_values(rule, [f for f in fields if f != "channels"])
+        if channels is not None:
+            audit["channels"] = sorted(c.name for c in rule.channels.all())
+        record_audit("alert_rule.created" if creating else "alert_rule.changed", actor=by, target=rule,
+                     source=source, request=request, changes=audit)
+        if not creating and not rule.enabled:
+            _resolve_open_alerts(rule, "The rule was disabled.")
+    return rule
+
+
+def _resolve_open_alerts(rule, why: str) -> None:
+    """Resolve a rule's open alerts (rule disabled or deleted): they can no longer clear by themselves."""
+    for alert in Alert.objects.select_for_update().filter(rule=rule, status__in=OPEN_STATUSES):
+        was_firing = alert.status == AlertStatus.FIRING
+        alert.status = AlertStatus.RESOLVED
+        alert.resolved_at = timezone.now()
+        alert.save(update_fields=["status", "resolved_at"])
+        record_event(alert, AlertEventKind.RESOLVED, why)
+        on_alert_resolved(alert)
+        if was_firing and alert.last_notified_at:
+            request_notification(alert, NotifyKind.RESOLVED)
+        publish_alert(alert)
+
+
+def delete_rule(rule, *, by, source: str = AuditSource.UI, request: HttpRequest | None = None) -> None:
+    """Delete a rule; its open alerts resolve, and its alerts' history stays (without the link)."""
+    with transaction.atomic():
+        _resolve_open_alerts(rule, "The rule was deleted.")
+        record_audit("alert_rule.deleted", actor=by, target=rule, source=source, request=request,
+                     changes={"name": rule.name})
+        rule.delete()
+
+
+def save_channel(channel, *, by, changed: list[str] | None = None, source: str = AuditSource.UI,
+                 request: HttpRequest | None = None):
+    """Validate and save a channel; the audit row never holds its URL (a secret)."""
+    from .transports import validate_channel_url
+
+    if not (channel.name or "").strip():
+        raise ValidationError({"name": "Give the channel a name."})
+    if channel.pk is None or changed is None or "url" in changed:
+        validate_channel_url(channel.url)
+    creating = channel.pk is None
+    with transaction.atomic():
+        channel.save()
+        fields = changed if changed is not None else ["name", "enabled", "route_all", "min_severity", "matchers",
+                                                       "send_resolved", "url"]
+        audit = _field_values(channel, [f for f in fields if f != "url"])
+        if "url" in fields:
+            audit["url"] = channel.masked_url
+        record_audit("alert_channel.created" if creating else "alert_channel.changed", actor=by, target=channel,
+                     source=source, request=request, changes=audit)
+    return channel
+
+
+def delete_channel(channel, *, by, source: str = AuditSource.UI, request: HttpRequest | None = None) -> None:
+    """Delete a channel; its notification ledger stays, under the channel's name."""
+    with transaction.atomic():
+        record_audit("alert_channel.deleted", actor=by, target=channel, source=source, request=request,
+                     changes={"name": channel.name})
+        channel.delete()

@@ -13,7 +13,7 @@ import math
 import time
 
 from django.db import transaction
-from django.db.models import Count, Min
+from django.db.models import Count, Min, Q
 
 from opscenter.redis import redis_client
 
@@ -109,6 +109,25 @@ def read_runs_active() -> list[Sample]:
     return [Sample({"agent": slug, "status": status}, float(n)) for slug, status, n in rows]
 
 
+def read_runs_without_heartbeat() -> list[Sample]:
+    """Running runs whose heartbeat is more than three intervals old, by agent (zeros for agents seen running)."""
+    from datetime import timedelta
+
+    from django.conf import settings
+    from django.db.models import Q
+    from django.utils import timezone
+
+    from agents.models import AgentRun, RunStatus
+
+    cutoff = timezone.now() - timedelta(seconds=3 * settings.AGENT_HEARTBEAT_SECONDS)
+    # External agents report progress instead of heartbeats and are never reaped: left out.
+    running = AgentRun.objects.filter(status=RunStatus.RUNNING).exclude(agent__kind="external")
+    stale = running.filter(Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff))
+    counts = dict(stale.values_list("agent__slug").annotate(n=Count("id")).order_by())
+    agents = set(running.values_list("agent__slug", flat=True)) | set(counts)
+    return [Sample({"agent": slug}, float(counts.get(slug, 0))) for slug in sorted(agents)]
+
+
 # --- content and deliveries --------------------------------------------------------------------
 
 
@@ -131,6 +150,24 @@ def read_deliveries() -> list[Sample]:
     counts = dict(Delivery.objects.values_list("status").annotate(n=Count("id")).order_by())
     # Every status, zeros included: a series that vanishes at zero confuses rate() and alerts.
     return [Sample({"status": status}, float(counts.get(status, 0))) for status in DeliveryStatus.values]
+
+
+def read_delivery_outcomes() -> list[Sample]:
+    """Deliveries ever sent, and ever failed: both only grow, so increase() over a window counts outcomes in it."""
+    from advisors.models import Delivery, DeliveryStatus
+
+    figures = Delivery.objects.aggregate(sent=Count("id", filter=Q(sent_at__isnull=False)),
+                                         failed=Count("id", filter=Q(status=DeliveryStatus.FAILED)))
+    return [Sample({"outcome": outcome}, float(figures[outcome] or 0)) for outcome in ("sent", "failed")]
+
+
+def read_cycle_finished() -> list[Sample]:
+    """1 when the content cycle for the next posts (tomorrow's after noon, today's before) has finished, else 0."""
+    from agents.engine.models import Cycle, CycleStatus
+    from agents.engine.services import default_cycle_date
+
+    done = Cycle.objects.filter(cycle_date=default_cycle_date(), dry_run=False, status=CycleStatus.SUCCEEDED).exists()
+    return [Sample({}, 1.0 if done else 0.0)]
 
 
 def read_inbound_events() -> list[Sample]:
@@ -254,6 +291,20 @@ def register_core_metrics() -> None:
     register_metric(
         "opscenter_agent_run_duration_seconds", "Duration of finished agent runs (start to finish), by agent.",
         read=read_run_duration, kind=Kind.HISTOGRAM, labels=("agent",), unit="seconds", store=False,
+    )
+    register_metric(
+        "opscenter_agent_runs_without_heartbeat",
+        "Running agent runs whose heartbeat stopped (older than three heartbeat intervals), by agent.",
+        read=read_runs_without_heartbeat, labels=("agent",),
+    )
+    register_metric(
+        "opscenter_delivery_outcomes_total", "Deliveries ever sent and ever failed (both only grow).",
+        read=read_delivery_outcomes, kind=Kind.COUNTER, labels=("outcome",),
+    )
+    register_metric(
+        "opscenter_engine_cycle_finished",
+        "1 when the content cycle for the next posts has finished (tomorrow's after noon, today's before).",
+        read=read_cycle_finished,
     )
     register_metric(
         "opscenter_pending_approvals", "Content items waiting for a reviewer.", read=read_pending_approvals,

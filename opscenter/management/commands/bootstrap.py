@@ -24,6 +24,17 @@ class Command(BaseCommand):
             record_audit("roles.synced", changes=changes)
         self.stdout.write(f"Roles ready: {', '.join(Group.objects.order_by('name').values_list('name', flat=True))}")
         self._ensure_admin()
+        self._ensure_alerting_defaults()
+
+    def _ensure_alerting_defaults(self) -> None:
+        # Composed here, at the top: bootstrap is the one place that sets a new system up.
+        from alerts import slo
+        from alerts.defaults import ensure_default_rules
+
+        rules = ensure_default_rules()
+        slos = slo.ensure_default_slos() if hasattr(slo, "ensure_default_slos") else []
+        if rules or slos:
+            self.stdout.write(f"Default alert rules created: {len(rules)}; default SLOs created: {len(slos)}.")
 
     def _ensure_admin(self) -> None:
         User = get_user_model()

@@ -173,12 +173,6 @@ class RuleSerializer(serializers.ModelSerializer):
     def get_firing(self, obj) -> int:
         return obj.alerts.filter(status="firing").count()
 
-    def validate_matchers(self, value: str) -> str:
-        return _matchers_field(value)
-
-    def validate_denominator_matchers(self, value: str) -> str:
-        return _matchers_field(value)
-
     def validate(self, attrs):
         from .evaluation import validate_rule
 

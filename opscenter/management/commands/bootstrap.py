@@ -32,7 +32,7 @@ class Command(BaseCommand):
         from alerts.defaults import ensure_default_rules
 
         rules = ensure_default_rules()
-        slos = slo.ensure_default_slos() if hasattr(slo, "ensure_default_slos") else []
+        slos = slo.ensure_default_slos()
         if rules or slos:
             self.stdout.write(f"Default alert rules created: {len(rules)}; default SLOs created: {len(slos)}.")
 

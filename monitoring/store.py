@@ -531,3 +531,242 @@ def aggregate(
 def latest(name: str, labels: Mapping[str, str] | None = None, *, within_seconds: int = 600) -> list[tuple[dict, float]]:
     """Return each matching series' most recent raw value, if it has one within `within_seconds`."""
     return aggregate(name, labels, time.time() - within_seconds, None, "last")
+
+
+# --- batched reads (alert evaluation) ----------------------------------------------------------
+#
+# The alert evaluator reads every series of the metrics its rules use, over each of its
+# windows, once per cycle: one statement for many windows ending at the same moment (each
+# aggregate filtered to its window) instead of one per rule, per series or per window.
+
+
+@dataclass(slots=True)
+class WindowStats:
+    """What one series did within a window: enough for every aggregation an alert rule asks for."""
+
+    count: int
+    sum: float  # sum, min and max are left out (0 / last) when read as a counter
+    min: float
+    max: float
+    last: float
+    first_ts: int | None  # read as a counter (or from rollups) only
+    last_ts: int
+    increase: float | None = None  # counters only: growth over the window, a reset counted from zero
+    percentiles: dict[float, float] | None = None  # when asked for (PostgreSQL)
+
+    @property
+    def avg(self) -> float:
+        return self.sum / self.count if self.count else 0.0
+
+
+def series_index(names: Iterable[str]) -> list[tuple[int, str, str]]:
+    """Return (id, name, labels_key) of every stored series of `names`, by id."""
+    wanted = sorted(set(names))
+    if not wanted:
+        return []
+    return list(MetricSeries.objects.filter(name__in=wanted).order_by("id").values_list("id", "name", "labels_key"))
+
+
+def level_for(start: int, now: int) -> int:
+    """Return the finest level (RAW or a Resolution) whose retention still holds `start`."""
+    for candidate in (RAW, *RESOLUTIONS):
+        if start >= now - retention_seconds(candidate):
+            return candidate
+    return Resolution.DAY
+
+
+def _names_filter(names: list[str]) -> str:
+    # Formatted in: our own table name and placeholders; the names are parameters.
+    return (f"series_id IN (SELECT id FROM {_table(MetricSeries)}"  # noqa: S608
+            f" WHERE name IN ({', '.join(['%s'] * len(names))}))")
+
+
+def _raw_windows(names: list[str], starts: list[int], end: int, *, counters: bool) -> dict[int, dict[int, WindowStats]]:
+    """One statement over the longest window; every aggregate FILTERed to its own window."""
+    sample = _table(MetricSample)
+    where = f"ts >= %s AND ts < %s AND {_names_filter(names)}"
+    per_window: list[str] = []
+    # Formatted in: our table names, integers and aliases; values are parameters.
+    if counters:
+        # What rate and increase need: samples, the first time, and the growth. A step counts
+        # towards a window when both of its samples are inside it.
+        step = "CASE WHEN value >= prev_v THEN value - prev_v ELSE value END"
+        for start in starts:
+            within = f"FILTER (WHERE ts >= {int(start)})"
+            per_window += [f"COUNT(*) {within}", f"MIN(ts) {within}", f"SUM({step}) FILTER (WHERE prev_ts >= {int(start)})"]
+        # One sort by (series, time) for LAG and LEAD (the last sample is the one without a next).
+        sql = (
+            f"SELECT series_id, MAX(ts), MIN(value) FILTER (WHERE next_ts IS NULL), {', '.join(per_window)}"  # noqa: S608
+            " FROM (SELECT series_id, ts, value, LAG(value) OVER w AS prev_v, LAG(ts) OVER w AS prev_ts,"
+            f" LEAD(ts) OVER w AS next_ts FROM {sample} WHERE {where}"
+            " WINDOW w AS (PARTITION BY series_id ORDER BY ts, id)) AS steps GROUP BY series_id"
+        )
+    else:
+        for k, start in enumerate(starts):
+            within = f"FILTER (WHERE ts >= {int(start)})"
+            per_window += [f"COUNT(*) {within} AS w{k}_c", f"SUM(value) {within} AS w{k}_s",
+                           f"MIN(value) {within} AS w{k}_lo", f"MAX(value) {within} AS w{k}_hi"]
+        # Plain aggregates hash-group without sorting; the last value is then one index probe
+        # per series on (series, ts) — far cheaper than sorting every sample.
+        aliases = ", ".join(f"a.{column.rsplit(' AS ', 1)[1]}" for column in per_window)
+        sql = (
+            f"SELECT a.sid, a.last_ts, (SELECT l.value FROM {sample} l WHERE l.series_id = a.sid"  # noqa: S608
+            f" AND l.ts = a.last_ts ORDER BY l.id DESC LIMIT 1), {aliases} FROM ("
+            f" SELECT series_id AS sid, MAX(ts) AS last_ts, {', '.join(per_window)} FROM {sample} WHERE {where}"
+            " GROUP BY series_id) AS a"
+        )
+    width = 3 if counters else 4
+    out: dict[int, dict[int, WindowStats]] = {start: {} for start in starts}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [min(starts), end, *names])
+        for row in cursor.fetchall():
+            sid, last_ts, last = row[0], int(row[1]), float(row[2])
+            for k, start in enumerate(starts):
+                part = row[3 + k * width: 3 + (k + 1) * width]
+                if not part[0]:
+                    continue
+                if counters:
+                    out[start][sid] = WindowStats(int(part[0]), 0.0, last, last, last, int(part[1]), last_ts,
+                                                  increase=float(part[2] or 0.0))
+                else:
+                    out[start][sid] = WindowStats(int(part[0]), float(part[1]), float(part[2]), float(part[3]), last,
+                                                  None, last_ts)
+    return out
+
+
+def _stats_from_points(points: list[Point], *, counters: bool) -> WindowStats:
+    increase = None
+    if counters:
+        # As in aggregate(): a counter only grows, so a bucket's min is its first value.
+        increase, previous = 0.0, points[0].min
+        for point in points:
+            increase += point.last - previous if point.last >= previous else point.last
+            previous = point.last
+    return WindowStats(
+        count=sum(p.count for p in points), sum=sum(p.sum for p in points), min=min(p.min for p in points),
+        max=max(p.max for p in points), last=points[-1].last, first_ts=points[0].t, last_ts=points[-1].t,
+        increase=increase,
+    )
+
+
+def windows_stats(names: Iterable[str], starts: Iterable[int], end: datetime | float, *,
+                  now: float | None = None, counters: bool = False) -> dict[int, dict[int, WindowStats]]:
+    """Aggregate every series of `names` over windows [start, end) for each start; return {start: {series id: stats}}.
+
+    Windows within the raw retention are read from raw samples in one statement; older ones
+    from rollups (the tail not rolled up yet from the finer level). `counters` also computes
+    each series' increase. Series without samples in a window are left out of it.
+    """
+    wanted = sorted(set(names))
+    end_s = to_epoch(end)
+    current = int(time.time() if now is None else now)
+    wanted_starts = sorted({to_epoch(s) for s in starts if to_epoch(s) < end_s})
+    out: dict[int, dict[int, WindowStats]] = {start: {} for start in wanted_starts}
+    if not wanted or not wanted_starts:
+        return out
+    raw = [start for start in wanted_starts if level_for(start, current) == RAW]
+    if raw:
+        out.update(_raw_windows(wanted, raw, end_s, counters=counters))
+    older = [start for start in wanted_starts if start not in raw]
+    if older:
+        ids = [row[0] for row in series_index(wanted)]
+        marks = watermarks()
+        for start in older:
+            level = level_for(start, current)
+            for offset in range(0, len(ids), 500):
+                chunk = _buckets(ids[offset:offset + 500], level, start // level * level, end_s, marks)
+                for sid, buckets in chunk.items():
+                    points = [buckets[t] for t in sorted(buckets)]
+                    if points:
+                        out[start][sid] = _stats_from_points(points, counters=counters)
+    return out
+
+
+def window_stats(names: Iterable[str], start: datetime | float, end: datetime | float, *,
+                 now: float | None = None, counters: bool = False) -> dict[int, WindowStats]:
+    """Aggregate every series of `names` over [start, end) in one query; return stats by series id."""
+    return windows_stats(names, [to_epoch(start)], end, now=now, counters=counters).get(to_epoch(start), {})
+
+
+def windows_percentiles(names: Iterable[str], starts: Iterable[int], end: datetime | float,
+                        percentiles: Iterable[float], *, now: float | None = None) -> dict[int, dict[int, dict]] | None:
+    """Return {start: {series id: {pct: value}}} computed by the database, or None where it cannot.
+
+    PostgreSQL's percentile_cont (linear interpolation) over raw samples, one statement for
+    every window; None on other databases, or when a window is beyond the raw retention
+    (the caller then reads the values with window_values).
+    """
+    wanted, pcts = sorted(set(names)), sorted({float(p) for p in percentiles})
+    end_s = to_epoch(end)
+    current = int(time.time() if now is None else now)
+    wanted_starts = sorted({to_epoch(s) for s in starts if to_epoch(s) < end_s})
+    if connection.vendor != "postgresql" or any(level_for(s, current) != RAW for s in wanted_starts):
+        return None
+    out: dict[int, dict[int, dict]] = {start: {} for start in wanted_starts}
+    if not wanted or not wanted_starts or not pcts:
+        return out
+    columns = ", ".join(
+        f"PERCENTILE_CONT(%s::double precision[]) WITHIN GROUP (ORDER BY value) FILTER (WHERE ts >= {int(s)})"
+        for s in wanted_starts
+    )
+    sql = (f"SELECT series_id, {columns} FROM {_table(MetricSample)}"  # noqa: S608
+           f" WHERE ts >= %s AND ts < %s AND {_names_filter(wanted)} GROUP BY series_id")
+    fractions = [p / 100.0 for p in pcts]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*([fractions] * len(wanted_starts)), wanted_starts[0], end_s, *wanted])
+        for row in cursor.fetchall():
+            for k, start in enumerate(wanted_starts):
+                if row[k + 1] is not None:
+                    out[start][row[0]] = dict(zip(pcts, row[k + 1], strict=True))
+    return out
+
+
+def window_values(names: Iterable[str], start: datetime | float, end: datetime | float, *,
+                  now: float | None = None) -> dict[int, list[float]]:
+    """Return every value of every series of `names` in [start, end), by series id (for percentiles).
+
+    Beyond the raw retention they are the rollup buckets' averages: an approximation.
+    """
+    wanted = sorted(set(names))
+    start_s, end_s = to_epoch(start), to_epoch(end)
+    current = int(time.time() if now is None else now)
+    if not wanted or start_s >= end_s:
+        return {}
+    level = level_for(start_s, current)
+    out: dict[int, list[float]] = {}
+    if level == RAW:
+        sql = (f"SELECT series_id, value FROM {_table(MetricSample)}"  # noqa: S608
+               f" WHERE ts >= %s AND ts < %s AND {_names_filter(wanted)}")
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [start_s, end_s, *wanted])
+            for sid, value in cursor.fetchall():
+                out.setdefault(sid, []).append(value)
+        return out
+    ids = [row[0] for row in series_index(wanted)]
+    marks = watermarks()
+    for offset in range(0, len(ids), 500):
+        for sid, buckets in _buckets(ids[offset:offset + 500], level, start_s // level * level, end_s, marks).items():
+            out[sid] = [p.avg for p in buckets.values() if p.count]
+    return out
+
+
+def step_buckets(series_ids: list[int], start: int, end: int, step: int) -> dict[int, dict[int, Point]]:
+    """Return the points of `series_ids` in `step`-second buckets over [start, end) (minute rollups, raw tail).
+
+    For charts and previews over the last hours: rolled-up minutes where they exist, raw
+    samples after the minute watermark; `step` is a multiple of 60.
+    """
+    marks = watermarks()
+    mark = marks.get(int(Resolution.MINUTE)) or 0
+    out: dict[int, dict[int, Point]] = {}
+    for offset in range(0, len(series_ids), 500):
+        chunk = series_ids[offset:offset + 500]
+        part: dict[int, dict[int, Point]] = {}
+        if start < mark:
+            sql, params = _aggregate_sql(Resolution.MINUTE, step, series_ids=chunk)
+            part = _points_from_sql(sql, [start, min(end, mark), *params])
+        if max(start, mark) < end:
+            sql, params = _aggregate_sql(RAW, step, series_ids=chunk)
+            _merge_into(part, _points_from_sql(sql, [max(start, mark), end, *params]))
+        out.update(part)
+    return out

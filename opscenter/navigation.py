@@ -5,6 +5,9 @@ are reversed once per process (per URL prefix and URLconf) instead of a dozen re
 calls a page; Unfold deep-copies the sidebar before marking the active item, so sharing
 one structure between requests is safe.
 
+A section with a badge (a live count, e.g. unacknowledged alerts) gets an empty slot in its
+title; opscenter/static/opscenter/nav_badges.js fills it from the topic's snapshot and events.
+
 Also the `{% cached_sidebar %}` tag (library `opscenter_sidebar`, see TEMPLATES), which
 templates/unfold/helpers/app_list.html uses to render Unfold's sidebar links once per
 distinct state instead of on every page.
@@ -24,6 +27,7 @@ from django.templatetags.static import static
 from django.urls import get_script_prefix, get_urlconf, reverse
 from django.utils import translation
 from django.utils.functional import Promise
+from django.utils.html import format_html
 from django.utils.safestring import SafeData, SafeString, mark_safe
 
 from .sections import SECTIONS
@@ -57,7 +61,7 @@ def _item(title: str, icon: str, link: str, permission=None) -> dict:
 
 @lru_cache(maxsize=8)
 def _sidebar(prefix: str, urlconf: str) -> list[dict]:
-    operations = [_item(s.title, s.icon, _section_link(s), _perm(s.permission) if s.permission else None)
+    operations = [_item(_section_title(s), s.icon, _section_link(s), _perm(s.permission) if s.permission else None)
                   for s in SECTIONS]
     system = [
         _item("Users", "person", reverse("admin:auth_user_changelist"), _perm("auth.view_user")),
@@ -112,6 +116,25 @@ def _sidebar(prefix: str, urlconf: str) -> list[dict]:
 def sidebar(request) -> list[dict]:
     """Return the sidebar: the operations sections, then system administration."""
     return _sidebar(*_cache_key())
+
+
+# Unfold's own badge look (unfold/helpers/app_list_badge.html), so its stylesheet has the classes.
+_BADGE_CLASSES = ("font-semibold h-[18px] leading-[18px] ml-2 px-1 rounded-xs text-center text-[11px] "
+                  "whitespace-nowrap min-w-[18px] text-white text-shadow-xs bg-red-500")
+
+
+def _section_title(section) -> str | SafeString:
+    """Return a section's sidebar title, with an empty slot for its live count if it has one.
+
+    The number is filled in and kept current in the browser (nav_badges.js, from the topic's
+    snapshot and events), never printed here: the sidebar HTML is cached per state, and
+    reading a count would cost a query on every page.
+    """
+    badge = section.badge
+    if badge is None:
+        return section.title
+    return format_html('{}<span class="{}" data-nav-badge data-topic="{}" data-key="{}" data-label="{}" hidden></span>',
+                       section.title, _BADGE_CLASSES, badge.topic, badge.key, badge.label)
 
 
 @lru_cache(maxsize=8)

@@ -10,6 +10,19 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
+class Badge:
+    """A live count beside a section's link, on every page (opscenter/static/opscenter/nav_badges.js).
+
+    The count comes from the `counts` of the topic's snapshot and of its events, so showing
+    it costs the page no query; users who may not follow the topic do not see the link.
+    """
+
+    topic: str  # the live topic whose snapshot and events carry {"counts": {key: n}}
+    key: str
+    label: str  # what the number counts, for screen readers and the tooltip
+
+
+@dataclass(frozen=True)
 class Section:
     slug: str
     title: str
@@ -17,6 +30,7 @@ class Section:
     summary: str
     url_name: str | None = None  # the page once built; None: the "not built yet" page
     permission: str | None = None  # shown in the sidebar only to users who hold it ("app.codename")
+    badge: Badge | None = None
 
 
 SECTIONS: tuple[Section, ...] = (
@@ -34,7 +48,9 @@ SECTIONS: tuple[Section, ...] = (
             "admin:health", "health.view_healthcheck"),
     Section("system", "System", "memory", "CPU, memory, disk and network of every host; web, worker and beat processes.",
             "admin:monitoring_system", "monitoring.view_metricseries"),
-    Section("alerts", "Alerts", "notifications_active", "Alert rules, firing alerts, acknowledgements, silences and SLOs."),
+    Section("alerts", "Alerts", "notifications_active", "Alert rules, firing alerts, acknowledgements, silences and SLOs.",
+            "admin:alerts", "alerts.view_alert",
+            Badge("alerts", "unacknowledged", "firing alerts nobody has acknowledged")),
     Section("logs", "Logs", "receipt_long", "Searchable logs from web, workers and agents with live tail.", "admin:logs",
             "logs.view_logentry"),
     Section("integration", "Integration", "webhook",

@@ -463,6 +463,13 @@ ALERTS_NOTIFY_MAX_ATTEMPTS = _int("ALERTS_NOTIFY_MAX_ATTEMPTS", 12, minimum=1, m
 ALERTS_NOTIFY_BACKOFF_SECONDS = _int("ALERTS_NOTIFY_BACKOFF_SECONDS", 10, minimum=0, maximum=3600)
 ALERTS_NOTIFY_BACKOFF_MAX_SECONDS = _int("ALERTS_NOTIFY_BACKOFF_MAX_SECONDS", 1800, minimum=1, maximum=86400)
 ALERTS_NOTIFY_TIMEOUT_SECONDS = _int("ALERTS_NOTIFY_TIMEOUT_SECONDS", 15, minimum=1, maximum=300)
+# Notifications link to each alert (…/admin/alerts/<id>/) from this base; default: the web
+# address the health checks use (OPSCENTER_WEB_URL, or this machine on $PORT).
+ALERTS_LINK_BASE_URL = (os.environ.get("ALERTS_LINK_BASE_URL") or "").strip().rstrip("/") or HEALTH_WEB_BASE_URL
+if not ALERTS_LINK_BASE_URL.startswith(("http://", "https://")):
+    raise ImproperlyConfigured(
+        f"Environment variable ALERTS_LINK_BASE_URL={ALERTS_LINK_BASE_URL!r} is invalid: use an http:// or https:// URL"
+    )
 # Notification channels' targets follow OUTBOUND_ALLOW_PRIVATE / OUTBOUND_ALLOWED_HOSTS above.
 ALERTS_RESOLVED_RETENTION_DAYS = _int("ALERTS_RESOLVED_RETENTION_DAYS", 180, minimum=1, maximum=3650)
 # SLO figures (error budget, burn rates) are recomputed and stored this often.

@@ -1,5 +1,5 @@
-"""Console pages of alerting (placeholder until the pages land)."""
+"""Console pages of alerting: the alerts page, an alert's page, silences (see urls.py)."""
 
+from .urls import console_urls
 
-def console_urls(site) -> list:
-    return []
+__all__ = ["console_urls"]

@@ -144,7 +144,7 @@ def test_sidebar_marks_the_queue_active_only_on_the_queue_page(client, reviewer)
     active_links = re.compile(r'<a href="([^"]+)" class="[^"]*\bactive"')
     signed_in(client, reviewer)
     assert active_links.findall(client.get(QUEUE).content.decode()) == [QUEUE]
-    assert active_links.findall(client.get("/admin/section/alerts/").content.decode()) == ["/admin/section/alerts/"]
+    assert active_links.findall(client.get("/admin/alerts/").content.decode()) == ["/admin/alerts/"]
     assert active_links.findall(client.get(QUEUE).content.decode()) == [QUEUE]
 
 

@@ -84,18 +84,67 @@ def test_workers_online_updates_live_from_heartbeats(browser, running_system, wi
         expect(page.locator('[data-heartbeat="workers"]')).to_contain_text("e2e@")
 
 
+UNBUILT = "/admin/section/pending-demo/"
+
+
+@pytest.fixture(scope="module")
+def unbuilt_section_page(running_system, django_db_blocker) -> str:
+    """The "not built yet" page of a section that exists only in this test, rendered by the real view.
+
+    Every section of the product is built, so none is left to show it; the page is rendered
+    here (with the test section added to opscenter.sections) for the Viewer the browser signs
+    in as, and the browser is served it at its address while everything else (styles, scripts,
+    the live socket) comes from the running system. Request it before `browser`.
+    """
+    from dataclasses import replace
+
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    from opscenter import sections
+
+    demo = replace(sections.get_section("logs"), slug="pending-demo", title="Pending demo", icon="construction",
+                   summary="A section that exists only for this test.", url_name=None, permission=None, badge=None)
+    with pytest.MonkeyPatch.context() as patch, django_db_blocker.unblock():
+        patch.setattr(sections, "SECTIONS", (*sections.SECTIONS, demo))
+        client = Client()
+        client.force_login(get_user_model().objects.get(username=running_system.users["viewer"].username))
+        response = client.get(UNBUILT)
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+@pytest.fixture(scope="module")
+def browser(unbuilt_section_page, browser):
+    """The conftest browser, started after the page above was rendered (no ORM while Playwright runs)."""
+    return browser
+
+
 @pytest.mark.parametrize("width", WIDTHS)
-def test_a_section_not_built_yet_says_so_plainly(browser, running_system, width):
+def test_a_section_not_built_yet_says_so_plainly(browser, running_system, unbuilt_section_page, width):
     credentials = running_system.users["viewer"]
     with open_page(browser, running_system, width) as page:
         log_in(page, credentials.username, credentials.password)
-        response = page.goto("/admin/section/alerts/")
+        page.route(f"**{UNBUILT}", lambda route: route.fulfill(status=200, content_type="text/html; charset=utf-8",
+                                                               body=unbuilt_section_page))
+        response = page.goto(UNBUILT)
 
         assert response is not None and response.status == 200
-        expect(page.get_by_role("heading", name="Alerts is not built yet")).to_be_visible()
+        expect(page.get_by_role("heading", name="Pending demo is not built yet")).to_be_visible()
         expect(page.get_by_text("no sample figures")).to_be_visible()
         scroll_width = page.evaluate("document.documentElement.scrollWidth")
         assert scroll_width <= width + 1, f"the page is {scroll_width}px wide in a {width}px viewport"
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_a_built_sections_old_address_opens_its_page(browser, running_system, width):
+    credentials = running_system.users["viewer"]
+    with open_page(browser, running_system, width) as page:
+        log_in(page, credentials.username, credentials.password)
+        page.goto("/admin/section/alerts/")
+
+        expect(page).to_have_url(re.compile(r"/admin/alerts/$"))
+        expect(page.locator("[data-alerts-page]")).to_be_visible()
 
 
 @pytest.mark.parametrize("width", WIDTHS)

@@ -46,12 +46,21 @@ def test_overview_marks_an_old_heartbeat_as_worker_down(client):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("section", [s for s in SECTIONS if not s.url_name], ids=lambda s: s.slug)
-def test_sections_not_built_yet_say_so_plainly(client, section):
+def test_sections_not_built_yet_say_so_plainly(client, monkeypatch):
+    # Every section is built now; a section added before its page must still say so plainly.
+    import dataclasses
+
+    from opscenter import sections
+
+    pending = dataclasses.replace(sections.SECTIONS[0], slug="pending-demo", title="Pending demo", url_name=None,
+                                  permission=None)
+    if hasattr(pending, "badge"):
+        pending = dataclasses.replace(pending, badge=None)
+    monkeypatch.setattr(sections, "SECTIONS", (*sections.SECTIONS, pending))
     client.force_login(make_user("Viewer"))
-    page = client.get(f"/admin/section/{section.slug}/")
+    page = client.get(f"/admin/section/{pending.slug}/")
     assert page.status_code == 200
-    assert f"{section.title} is not built yet" in page.content.decode()
+    assert "Pending demo is not built yet" in page.content.decode()
 
 
 @pytest.mark.django_db

@@ -23,10 +23,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import struct
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -43,6 +44,70 @@ logger = logging.getLogger(__name__)
 SEQ_KEY = "opscenter:live:seq:{topic}"
 CHANNEL_PREFIX = "opscenter:live:event:"  # + topic: the Redis pub/sub channel of its frames
 RAW_SEND = "opscenter.raw_send"  # scope key: the server's send, put there by the routing's outer app
+RAW_SOCKET = "opscenter.raw_socket"  # scope key: daphne's WebSocket protocol, when the server is daphne
+
+
+def websocket_of(send) -> Any | None:
+    """Return daphne's WebSocket protocol object behind an ASGI `send`, or None for other servers.
+
+    Daphne hands each connection `partial(server.handle_reply, protocol)`. With the protocol,
+    the hub writes a frame it built once straight to the socket: going through `send`,
+    daphne and autobahn check the message, encode the text and build the same frame header
+    again for every one of a thousand sockets, which was most of the fan-out's time.
+    """
+    protocol = send.args[0] if isinstance(send, partial) and send.args else None
+    needed = ("transport", "state", "STATE_OPEN", "sendMessage")
+    if protocol is None or not all(hasattr(protocol, name) for name in needed):
+        return None
+    from twisted.internet.tcp import Connection
+
+    # Plain TCP only: a TLS transport must encrypt the frame (Twisted's TLS wrapper does).
+    return protocol if isinstance(protocol.transport, Connection) else None
+
+
+def write_frame(transport, frame: bytes) -> None:
+    """Write a frame to a Twisted TCP transport: sent at once when nothing waits before it.
+
+    Twisted's own write always queues and registers the socket with the event loop, then
+    sends on the next turn and unregisters it — two epoll calls and a loop pass per frame,
+    per socket. asyncio's transports try the socket first; so do we, and queue behind
+    Twisted's buffer only what the kernel would not take (or everything, when something
+    is already queued, so frames never overtake each other).
+    """
+    sock = getattr(transport, "socket", None)
+    if (
+        sock is not None
+        and transport.connected
+        and not transport.disconnecting
+        and not transport._tempDataLen
+        and len(transport.dataBuffer) == transport.offset
+    ):
+        try:
+            sent = sock.send(frame)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            sent = 0  # a dead peer: Twisted's write below meets the error and closes the connection
+        if sent == len(frame):
+            return
+        frame = frame[sent:]
+    transport.write(frame)
+
+
+def text_frame(payload: bytes) -> bytes:
+    """Return a complete, unfragmented, unmasked WebSocket text frame (RFC 6455 §5.2) carrying `payload`.
+
+    A server's frames are never masked, so the frame is the same for every client. Valid with
+    permessage-deflate too: a frame without RSV1 is an uncompressed message.
+    """
+    size = len(payload)
+    if size < 126:
+        header = bytes((0x81, size))
+    elif size < 1 << 16:
+        header = struct.pack("!BBH", 0x81, 126, size)
+    else:
+        header = struct.pack("!BBQ", 0x81, 127, size)
+    return header + payload
 
 
 @dataclass(frozen=True)
@@ -176,6 +241,7 @@ class LiveHub:
             return
         text = data.decode()
         seq = json.loads(text)["seq"]
+        frame = None
         for consumer in list(followers):
             try:
                 # deliver()'s checks, inline: this loop runs once per socket per event.
@@ -185,6 +251,15 @@ class LiveHub:
                     continue
                 held = consumer.subscriptions.get(topic)
                 if held is None or seq <= held:
+                    continue
+                socket = consumer.scope.get(RAW_SOCKET)
+                if socket is not None:
+                    # Only an open socket takes frames: one closing (or closed) gets nothing,
+                    # as daphne's own send would do.
+                    if socket.state == socket.STATE_OPEN:
+                        if frame is None:
+                            frame = text_frame(data)
+                        write_frame(socket.transport, frame)
                     continue
                 raw_send = consumer.scope.get(RAW_SEND)
                 if raw_send is None:

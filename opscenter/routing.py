@@ -8,7 +8,7 @@ from channels.security.websocket import OriginValidator, WebsocketDenier
 from django.conf import settings
 from django.urls import path
 
-from .live import RAW_SEND, LiveConsumer
+from .live import RAW_SEND, RAW_SOCKET, LiveConsumer, websocket_of
 
 websocket_urlpatterns = [
     path("ws/live/", LiveConsumer.as_asgi()),
@@ -47,5 +47,9 @@ class SameOriginOrAllowlistValidator(OriginValidator):
         if same_origin or self.valid_origin(parsed):
             # The server's own send, for the live hub's frames: they need none of the layers
             # in between (session saving, consumer dispatch), and there are thousands a second.
-            return await self.application(dict(scope, **{RAW_SEND: send}), receive, send)
+            extra = {RAW_SEND: send}
+            socket = websocket_of(send)
+            if socket is not None:
+                extra[RAW_SOCKET] = socket
+            return await self.application(dict(scope, **extra), receive, send)
         return await WebsocketDenier()(scope, receive, send)

@@ -287,3 +287,77 @@ async def test_one_published_frame_reaches_every_follower_in_the_process(live, v
     for communicator, snapshot in zip(communicators, snapshots, strict=True):
         event = await communicator.receive_json_from(timeout=TIMEOUT)
         assert event["payload"] == {"workers_online": 5} and event["seq"] > snapshot["seq"]
+
+
+@pytest.mark.parametrize("size", [0, 125, 126, 65535, 65536, 200_000])
+def test_a_prebuilt_frame_is_what_a_websocket_client_reads(size):
+    from websockets.frames import Frame, Opcode
+    from websockets.streams import StreamReader
+
+    from opscenter.live import text_frame
+
+    payload = ("é" * size).encode()[:size] if size % 2 == 0 else b"x" * size
+    reader = StreamReader()
+    reader.feed_data(text_frame(payload))
+    reader.feed_eof()
+    parser = Frame.parse(reader.read_exact, mask=False)
+    try:
+        while True:
+            next(parser)
+    except StopIteration as done:
+        frame = done.value
+
+    assert frame.opcode is Opcode.TEXT and frame.fin and not frame.rsv1
+    assert frame.data == payload
+
+
+def test_only_daphnes_protocol_is_written_to_directly():
+    from functools import partial
+
+    from opscenter.live import websocket_of
+
+    from twisted.internet.tcp import Connection
+
+    class Protocol:  # the attributes of daphne's WebSocketProtocol the hub relies on
+        transport, state, STATE_OPEN = Connection.__new__(Connection), 1, 1
+
+        def sendMessage(self, payload, binary=False):
+            raise AssertionError("not used")
+
+    async def handle_reply(protocol, message):
+        raise AssertionError("not used")
+
+    protocol = Protocol()
+    assert websocket_of(partial(handle_reply, protocol)) is protocol
+    assert websocket_of(handle_reply) is None
+    assert websocket_of(partial(handle_reply, object())) is None
+    protocol.transport = object()  # TLS or another server's transport: frames go through daphne
+    assert websocket_of(partial(handle_reply, protocol)) is None
+
+
+def test_a_frame_goes_straight_to_an_idle_socket_and_queues_behind_waiting_data():
+    import socket
+
+    from twisted.internet.tcp import Connection
+
+    from opscenter.live import write_frame
+
+    ours, peer = socket.socketpair()
+    queued = []
+
+    class Transport(Connection):
+        def write(self, data):  # Twisted's queue: only reached when the socket is busy
+            queued.append(data)
+
+    transport = Transport(ours, None)
+    transport.connected = True
+    try:
+        write_frame(transport, b"first")
+        assert peer.recv(100) == b"first" and queued == []
+
+        transport._tempDataLen = 3  # something already waits in Twisted's buffer
+        write_frame(transport, b"second")
+        assert queued == [b"second"]
+    finally:
+        ours.close()
+        peer.close()

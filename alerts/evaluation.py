@@ -5,34 +5,37 @@ conditional UPDATE of its lease, so two workers never run the same cycle; a tick
 the lease held is counted (`skipped`) and logged, and a cycle that takes longer than the
 interval is counted (`overruns`) and logged: reported, never silent.
 
-Reading is batched: the rules are grouped by window, and each window reads every series
-of the metrics its rules use in one statement (monitoring.store.window_stats), so a cycle
-costs a few queries however many rules there are. Each rule then picks its series with its
-label matchers (cached across cycles while the metric's series stay the same), computes a
-value per series, combines the series of a group, and compares.
+Reading is batched: every series of the metrics the rules use is aggregated over all of
+their windows in a few statements (monitoring.store.windows_stats: one for plain aggregates,
+one for counters, one for percentiles on PostgreSQL), however many rules there are. Each rule
+then picks its series with its label matchers (cached per process while a metric's series stay
+the same), takes each series' value, combines the series of a group, and compares.
 
-Writing is only what changed. Every transition is a conditional UPDATE (or, for a new
-alert, an INSERT under the partial unique constraint of one open alert per fingerprint),
-and its side effects — the timeline line, the notification request, the live event — run
-only when that write took effect; so even two evaluators racing past the lease open one
-alert and ask for one notification. Open alerts that did not change get their value and
-evaluation time in one UPDATE.
+Writing is only what changed, in one transaction with a savepoint per rule (a rule whose
+changes fail rolls back alone). Every transition is a conditional write — an INSERT … ON
+CONFLICT against the partial unique index of one open alert per fingerprint, or an UPDATE
+conditioned on the status the decision saw — and its side effects (the timeline line, the
+notification request, the live event) happen only when that write took effect; so two
+evaluators racing past the lease open one alert and ask for one notification. Open alerts
+that did not change get their value and evaluation time in one UPDATE.
 
 Semantics worth knowing:
 - group_by empty: one alert per series; a ratio rule (denominator) without group_by is one
   alert for the total (failed runs ÷ all runs), since numerator and denominator series do
-  not share label sets.
+  not share label sets. A missing numerator counts as 0 for sum, count, rate and increase.
 - rate is the counter's increase per second between the first and last sample in the
   window; increase and rate need at least two samples of a series.
 - no data: `ok` resolves what has no data; `keep` leaves open alerts of groups without data
   as they are; `alert` opens one alert labelled nodata="true" when the rule has no data at
   all (its other open alerts are then kept — their state is unknown), which resolves when
   data returns.
+- timeline events recorded here: pending, firing, resolved, flapping, no_data, silenced.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import operator
@@ -48,7 +51,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import Case, Count, F, Q, Value, When
 from django.db.models.fields.json import KT
 
@@ -167,19 +170,19 @@ class _MetricSeries:
     ids: list[int]
     labels: dict[int, dict[str, str]]
     keys: dict[int, str]
+    by_key: dict[str, int]
     index: dict[tuple[str, str], list[int]] = field(default_factory=dict)
     matched: dict[str, list[int]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, rows: list[tuple[int, str]]) -> _MetricSeries:
-        import json
-
         labels = {sid: json.loads(key) for sid, key in rows}
         index: dict[tuple[str, str], list[int]] = defaultdict(list)
         for sid, lab in labels.items():
             for pair in lab.items():
                 index[pair].append(sid)
-        return cls(rows=rows, ids=[sid for sid, _ in rows], labels=labels, keys=dict(rows), index=dict(index))
+        return cls(rows=rows, ids=[sid for sid, _ in rows], labels=labels, keys=dict(rows),
+                   by_key={key: sid for sid, key in rows}, index=dict(index))
 
     def match(self, matchers_text: str) -> list[int]:
         found = self.matched.get(matchers_text)
@@ -196,6 +199,8 @@ class _MetricSeries:
         candidates: Iterable[int] = self.labels.keys() if best is None else best
         found = [sid for sid in candidates if all(m.matches(self.labels[sid]) for m in matchers)]
         found.sort()
+        if len(self.matched) > 10_000:  # matchers edited again and again: start over
+            self.matched.clear()
         self.matched[matchers_text] = found
         return found
 
@@ -398,13 +403,42 @@ def alert_labels(rule: Rule, group_labels: dict[str, str]) -> dict[str, str]:
     return {"alertname": rule.name, "severity": rule.severity, **extra, **group_labels}
 
 
+TEMPLATE_MAX_ITEMS = 1000  # longest string or list a summary template may build, widest range
+
+
 @lru_cache(maxsize=1)
 def _jinja():
-    from jinja2.sandbox import SandboxedEnvironment
+    from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
-    # Plain text (a message line, not HTML); the sandbox keeps templates away from attributes
-    # and callables that could reach the server.
-    return SandboxedEnvironment(autoescape=False)
+    class Sandbox(SandboxedEnvironment):
+        """Jinja's sandbox (no attributes or callables that reach the server), also bounded in size.
+
+        The sandbox alone lets `"x" * 10**9` or `9 ** 9 ** 9` run; the evaluator renders
+        templates inline, so a template must not be able to stall it or eat its memory.
+        """
+
+        intercepted_binops = frozenset({"*", "**"})
+
+        def call_binop(self, context, operator, left, right):
+            if operator == "**" and isinstance(right, int | float) and abs(right) > 64:
+                raise SecurityError("exponent too large")
+            if operator == "*":
+                for sized, times in ((left, right), (right, left)):
+                    if isinstance(sized, str | list | tuple) and isinstance(times, int) and \
+                            len(sized) * times > TEMPLATE_MAX_ITEMS:
+                        raise SecurityError("result too long")
+            return super().call_binop(context, operator, left, right)
+
+    def bounded_range(*args):
+        found = range(*args)
+        if len(found) > TEMPLATE_MAX_ITEMS:
+            raise SecurityError(f"range too wide (at most {TEMPLATE_MAX_ITEMS})")
+        return found
+
+    # Plain text: a message line, not HTML.
+    env = Sandbox(autoescape=False)
+    env.globals["range"] = bounded_range
+    return env
 
 
 @lru_cache(maxsize=1024)
@@ -513,6 +547,7 @@ class _Cycle:
     flap_threshold: int
     unchanged: list[tuple[int, float | None]] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    changed: list[Alert] = field(default_factory=list)  # to publish once their rule's changes committed
     notes: dict[int, str] = field(default_factory=dict)  # rule id -> a problem that did not stop it (template)
 
 
@@ -524,6 +559,8 @@ def _groups_of(rule: Rule, plan: _Plan, catalogue: dict[str, _MetricSeries], dat
     through the fingerprint's group key, remembered per process); the rest — most groups of
     most rules, most cycles — are never fingerprinted.
     """
+    if plan.per_series:
+        return _series_groups_of(rule, plan, catalogue[plan.numerator.metric], data, open_alerts)
     compare, threshold = plan.compare, rule.threshold
     groups: dict[str, _Group] = {}
     values = _rule_groups(plan, catalogue, data)
@@ -547,6 +584,43 @@ def _groups_of(rule: Rule, plan: _Plan, catalogue: dict[str, _MetricSeries], dat
         fp = _cached_fingerprint(rule.pk, "\0nodata", NODATA_LABELS)
         groups[fp] = _Group(dict(NODATA_LABELS), None, True, nodata=True)
     return groups, bool(values)
+
+
+def _series_groups_of(rule: Rule, plan: _Plan, series: _MetricSeries, data: _Data,
+                      open_alerts: dict[str, _Open]) -> tuple[dict[str, _Group], bool]:
+    """_groups_of for the common rule, one alert per series: the same result, without a dict of every series."""
+    compare, threshold, rule_id = plan.compare, rule.threshold, rule.pk
+    values = _values_for(data, series, plan.numerator.metric, plan.how, plan.pct)
+    labels, keys = series.labels, series.keys
+    groups: dict[str, _Group] = {}
+    has_data = False
+    for sid in series.match(plan.numerator.matchers):
+        value = values.get(sid)
+        if value is None:
+            continue
+        has_data = True
+        if compare(value, threshold):
+            key = keys[sid]
+            groups[_cached_fingerprint(rule_id, ((), key), labels[sid])] = _Group(labels[sid], value, True)
+    matched: set[int] | None = None
+    for fp in open_alerts:
+        if fp in groups:
+            continue
+        if matched is None:
+            matched = set(series.match(plan.numerator.matchers))
+        known = _group_keys.get(fp)
+        if known is None or known[0] != ():
+            # Opened by another process (or before a restart): fingerprint every series once.
+            for sid in matched:
+                _cached_fingerprint(rule_id, ((), keys[sid]), labels[sid])
+            known = _group_keys.get(fp)
+        sid = series.by_key.get(known[1]) if known is not None else None
+        if sid is not None and sid in matched and sid in values:
+            groups[fp] = _Group(labels[sid], values[sid], compare(values[sid], threshold))
+    if not has_data and rule.no_data == NoDataPolicy.ALERT:
+        fp = _cached_fingerprint(rule_id, "\0nodata", NODATA_LABELS)
+        groups[fp] = _Group(dict(NODATA_LABELS), None, True, nodata=True)
+    return groups, has_data
 
 
 def _decide(rule: Rule, groups: dict[str, _Group] | None, has_data: bool, open_alerts: dict[str, _Open],
@@ -653,12 +727,9 @@ def _open(rule: Rule, fp: str, group: _Group, flaps: int, cycle: _Cycle) -> bool
         pending_since=cycle.at, fired_at=cycle.at if fire_now else None, last_evaluated_at=cycle.at,
         silenced_by=silence, **fields,
     )
-    try:
-        with transaction.atomic():
-            alert.save(force_insert=True)
-    except IntegrityError:
-        # The partial unique constraint: another evaluator opened this fingerprint a moment
-        # ago (we waited for its commit) and did the side effects.
+    if not _insert_open(alert):
+        # The partial unique index: another evaluator opened this fingerprint a moment ago (we
+        # waited for its commit) and did the side effects.
         return False
     cycle.counts["opened"] += 1
     if group.nodata:
@@ -673,7 +744,32 @@ def _open(rule: Rule, fp: str, group: _Group, flaps: int, cycle: _Cycle) -> bool
     if silence is not None:
         services.record_event(alert, AlertEventKind.SILENCED, silence.comment, user=silence.created_by,
                               at=cycle.at, silence=silence.pk)
-    services.publish_alert(alert)
+    cycle.changed.append(alert)
+    return True
+
+
+def _insert_open(alert: Alert) -> bool:
+    """INSERT an open alert unless its fingerprint is open already; return whether it was inserted.
+
+    ON CONFLICT against the partial unique index (one open alert per fingerprint) instead of a
+    savepoint and an IntegrityError: one statement, and a racing evaluator waits for the other's
+    commit and then does nothing. PostgreSQL and SQLite share the syntax.
+    """
+    fields = [f for f in Alert._meta.concrete_fields if not f.primary_key]
+    quote = connection.ops.quote_name
+    statuses = ", ".join(f"'{s}'" for s in OPEN_STATUSES)  # our own constants, as in the index
+    # Formatted in: our table and column names, placeholders and constants; values are parameters.
+    sql = (f"INSERT INTO {quote(Alert._meta.db_table)} ({', '.join(quote(f.column) for f in fields)})"  # noqa: S608
+           f" VALUES ({', '.join(['%s'] * len(fields))})"
+           f" ON CONFLICT ({quote('fingerprint')}) WHERE {quote('status')} IN ({statuses}) DO NOTHING"
+           f" RETURNING {quote('id')}")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [f.get_db_prep_save(f.pre_save(alert, True), connection) for f in fields])
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    alert.pk = row[0]
+    alert._state.adding, alert._state.db = False, connection.alias
     return True
 
 
@@ -690,7 +786,7 @@ def _fire(rule: Rule, alert: Alert, group: _Group, flaps: int, cycle: _Cycle) ->
     for name, value in fields.items():
         setattr(alert, name, value)
     _after_firing(rule, alert, cycle)
-    services.publish_alert(alert)
+    cycle.changed.append(alert)
 
 
 def _resolve(alert: Alert, status: str, value: float | None, message: str, cycle: _Cycle) -> None:
@@ -708,7 +804,7 @@ def _resolve(alert: Alert, status: str, value: float | None, message: str, cycle
     services.on_alert_resolved(alert)
     if status == AlertStatus.FIRING:
         services.request_notification(alert, NotifyKind.RESOLVED)
-    services.publish_alert(alert)
+    cycle.changed.append(alert)
     cycle.counts["resolved"] += 1
 
 
@@ -743,6 +839,19 @@ def _apply(rule: Rule, actions: list, flaps: dict[str, int], rows: dict[int, Ale
             _, alert, group = action
             Alert.objects.filter(pk=alert.pk, status=AlertStatus.FIRING).update(
                 condition_false_since=None, last_evaluated_at=at, value=group.value)
+
+
+def _publish(alerts: list[Alert]) -> None:
+    """Announce the alerts that changed on the `alerts` topic.
+
+    With the counts read once for the whole cycle: by default publish_alert counts every open
+    alert for each alert it announces, which a cycle that changes many alerts cannot afford.
+    """
+    if not alerts:
+        return
+    counts = services.alert_counts()
+    for alert in alerts:
+        services.publish_alert(alert, counts=counts)
 
 
 def _write_unchanged(rows: list[tuple[int, float | None]], at: datetime) -> None:
@@ -841,6 +950,7 @@ def evaluate_rules(now: float | None = None) -> dict[str, int]:
     at = datetime.fromtimestamp(now, tz=UTC)
     cycle = _Cycle(now=now, at=at, silences=services.active_silences(),
                    flap_window=settings.ALERTS_FLAP_WINDOW_SECONDS, flap_threshold=settings.ALERTS_FLAP_THRESHOLD)
+    began = time.perf_counter()
     # Open alerts first, rules second: a rule enabled in between is simply evaluated.
     open_by_rule = _open_alerts()
     rules = list(Rule.objects.filter(enabled=True))
@@ -855,7 +965,9 @@ def evaluate_rules(now: float | None = None) -> dict[str, int]:
                 plans[rule.pk] = _plan(rule)
         except Exception as exc:  # one broken rule must not stop the others
             errors[rule.pk] = f"{exc}" if isinstance(exc, RuleError) else f"{type(exc).__name__}: {exc}"
+    started = time.perf_counter()
     catalogue, data = _read(plans.values(), now)
+    read_at = time.perf_counter()
 
     decided: list[tuple[Rule, list]] = []
     for rule in rules:
@@ -880,27 +992,44 @@ def evaluate_rules(now: float | None = None) -> dict[str, int]:
     disabled = [("resolve", alert, None, "The rule was disabled.")
                 for rule_id, alerts in open_by_rule.items() if rule_id not in enabled for alert in alerts.values()]
 
+    decided_at = time.perf_counter()
     # The full rows of the alerts that change, and the flap history of what fires: one query each.
     changing = [a[1].pk for _, acts in decided for a in acts if a[0] in ("fire", "resolve")]
     rows = Alert.objects.in_bulk(changing + [a[1].pk for a in disabled])
     firing = {a[1] for rule, acts in decided if rule.for_seconds == 0 for a in acts if a[0] == "open"}
     firing |= {a[1].fingerprint for _, acts in decided for a in acts if a[0] == "fire"}
     flaps = _flap_counts({rule.pk for rule, _ in decided}, firing, cycle)
-    for rule, actions in decided:
-        try:
-            with transaction.atomic():
-                _apply(rule, actions, flaps, rows, cycle)
-        except Exception as exc:
-            logger.warning("alert rule %r: its changes could not be written", rule.name, exc_info=True)
-            errors[rule.pk] = f"{type(exc).__name__}: {exc}"
-    for action in disabled:
-        with transaction.atomic():
-            _apply(Rule(), [action], {}, rows, cycle)
-    _write_unchanged(cycle.unchanged, at)
-    _record_rule_outcomes(rules, errors, cycle, inactive)
+    published: list[Alert] = []
+    # One transaction for everything the cycle writes (one commit, one WAL flush), a savepoint
+    # per rule: a rule whose changes fail rolls back alone, and the others are written.
+    with transaction.atomic():
+        for rule, actions in decided:
+            try:
+                with transaction.atomic():
+                    _apply(rule, actions, flaps, rows, cycle)
+                published += cycle.changed
+            except Exception as exc:
+                logger.warning("alert rule %r: its changes could not be written", rule.name, exc_info=True)
+                errors[rule.pk] = f"{type(exc).__name__}: {exc}"
+            cycle.changed = []
+        for action in disabled:
+            try:
+                with transaction.atomic():
+                    _apply(Rule(), [action], {}, rows, cycle)
+                published += cycle.changed
+            except Exception:
+                logger.warning("alert %s of a disabled rule could not be resolved", action[1].pk, exc_info=True)
+            cycle.changed = []
+        _write_unchanged(cycle.unchanged, at)
+        _record_rule_outcomes(rules, errors, cycle, inactive)
+    _publish(published)
+    done = time.perf_counter()
     return {"rules": len(rules), "evaluated": len(rules) - len(errors) - len(inactive), "errors": len(errors),
             "inactive": len(inactive), "opened": cycle.counts["opened"], "fired": cycle.counts["fired"],
-            "resolved": cycle.counts["resolved"], "unchanged": len(cycle.unchanged)}
+            "resolved": cycle.counts["resolved"], "unchanged": len(cycle.unchanged),
+            "load_ms": int((started - began) * 1000), "read_ms": int((read_at - started) * 1000),
+            "decide_ms": int((decided_at - read_at) * 1000),
+            "write_ms": int((done - decided_at) * 1000)}
 
 
 def _record_rule_outcomes(rules: list[Rule], errors: dict[int, str], cycle: _Cycle, inactive: set[int]) -> None:
@@ -920,6 +1049,9 @@ def _record_rule_outcomes(rules: list[Rule], errors: dict[int, str], cycle: _Cyc
 
 
 # --- the cycle ----------------------------------------------------------------------------------------
+
+
+_clock = time.perf_counter  # how run_cycle measures its duration (tests stand in a slow clock)
 
 
 def _lease_seconds() -> float:
@@ -950,7 +1082,7 @@ def run_cycle(now: float | None = None) -> dict:
         EvaluatorState.objects.filter(pk=1).update(skipped=F("skipped") + 1)
         logger.warning("alert evaluation skipped: the previous evaluation is still running (lease held)")
         return {"skipped": True}
-    started = time.perf_counter()
+    started = _clock()
     report: dict = {"skipped": False}
     error = ""
     try:
@@ -965,7 +1097,7 @@ def run_cycle(now: float | None = None) -> dict:
         logger.exception("alert evaluation cycle failed")
         raise
     finally:
-        duration = time.perf_counter() - started
+        duration = _clock() - started
         overran = duration > interval
         finished = at + timedelta(seconds=duration)
         changes: dict[str, Any] = {
@@ -1179,7 +1311,7 @@ def preview_rule(rule: Rule, *, hours: int = 24, now: float | None = None) -> di
     hours = max(1, min(int(hours), 7 * 24))
     step = 60 if hours <= 6 else 300
     now_s = int(time.time() if now is None else now)
-    end = now_s // 60 * 60 + 60  # the current minute counts, as far as it goes
+    end = -(-now_s // 60) * 60  # the minute under way counts, as far as it goes
     steps = hours * 3600 // step
     times = [end - (steps - 1 - k) * step for k in range(steps)]
     span = max(1, math.ceil(plan.window / 60))  # minute buckets per window

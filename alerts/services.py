@@ -103,9 +103,12 @@ def alerts_snapshot(user=None, *, recent_resolved: int = 50) -> dict[str, Any]:
     }
 
 
-def publish_alert(alert: Alert) -> None:
-    """Announce an alert's new state (after commit) with the fresh counts for the badge."""
-    publish(TOPIC, "alert.changed", {"alert": alert_payload(alert), "counts": alert_counts()})
+def publish_alert(alert: Alert, *, counts: dict[str, int] | None = None) -> None:
+    """Announce an alert's new state (after commit) with the counts for the badge.
+
+    The evaluator passes the counts it read once for a whole cycle of changes.
+    """
+    publish(TOPIC, "alert.changed", {"alert": alert_payload(alert), "counts": alert_counts() if counts is None else counts})
 
 
 # --- timeline and notification requests ---------------------------------------------------------

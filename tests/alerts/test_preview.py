@@ -145,7 +145,7 @@ def test_a_sound_rule_validates():
     ({"metric": "opscenter_not_registered"}, "metric", "Unknown metric"),
     ({"metric": ""}, "metric", "Choose a metric"),
     ({"metric": "opscenter_test_histogram"}, "metric", "histogram"),
-    ({"matchers": 'host="a'}, "matchers", "cannot read"),
+    ({"matchers": 'host="a'}, "matchers", "Cannot read a matcher"),
     ({"matchers": 'host=~"("'}, "matchers", "regular expression"),
     ({"aggregation": "percentile"}, "percentile", "Give the percentile"),
     ({"aggregation": "percentile", "percentile": 150}, "percentile", "0 to 100"),

@@ -314,9 +314,9 @@ def test_a_prebuilt_frame_is_what_a_websocket_client_reads(size):
 def test_only_daphnes_protocol_is_written_to_directly():
     from functools import partial
 
-    from opscenter.live import websocket_of
-
     from twisted.internet.tcp import Connection
+
+    from opscenter.live import websocket_of
 
     class Protocol:  # the attributes of daphne's WebSocketProtocol the hub relies on
         transport, state, STATE_OPEN = Connection.__new__(Connection), 1, 1

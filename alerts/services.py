@@ -305,13 +305,16 @@ def expire_silence(silence: Silence, *, by, source: str = AuditSource.UI, reques
 def on_alert_resolved(alert: Alert) -> None:
     """End the silences that were to last until `alert` resolved; call inside the resolving transaction."""
     now = timezone.now()
+    ended = 0
     for silence in Silence.objects.filter(alert=alert, expire_on_resolve=True, ended_at__isnull=True, ends_at__gt=now):
         Silence.objects.filter(pk=silence.pk).update(ended_at=now)
         record_audit("silence.expired", target=silence, changes={"reason": "its alert resolved"})
+        ended += 1
     if alert.silenced_by_id:
         Alert.objects.filter(pk=alert.pk).update(silenced_by=None)
         alert.silenced_by_id = None
-    publish(TOPIC, "silences.changed", {})
+    if ended:
+        publish(TOPIC, "silences.changed", {})
 
 
 # --- people's actions on an alert ------------------------------------------------------------------

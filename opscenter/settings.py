@@ -702,6 +702,9 @@ SPECTACULAR_SETTINGS = {
         "InboundEventStatusEnum": "advisors.inbound.models.EventStatus",
         "BackupJobStatusEnum": "opscenter.backups.models.JobStatus",
         "HealthStateEnum": "monitoring.health.models.CheckState",
+        "AlertStatusEnum": "alerts.models.AlertStatus",
+        "AlertSeverityEnum": "alerts.models.Severity",
+        "NotificationStatusEnum": "alerts.models.NotificationStatus",
     },
 }
 API_TOKEN_MAX_DAYS = _int("API_TOKEN_MAX_DAYS", 365, minimum=1, maximum=3650)

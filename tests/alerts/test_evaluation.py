@@ -501,7 +501,9 @@ def test_an_alert_opening_under_a_silence_points_at_it():
 
 def test_every_change_is_announced_on_the_alerts_topic_with_the_counts(monkeypatch):
     sent = []
-    monkeypatch.setattr(evaluation, "publish", lambda topic, kind, payload: sent.append((topic, kind, payload)))
+    from alerts import services
+
+    monkeypatch.setattr(services, "publish", lambda topic, kind, payload: sent.append((topic, kind, payload)))
     rule = make_rule(threshold=10, for_seconds=30)
     gauge(12, T0, host="a")
     gauge(12, T0, host="b")

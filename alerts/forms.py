@@ -281,7 +281,7 @@ class ChannelForm(forms.ModelForm):
     url = forms.CharField(
         required=False, label="Apprise URL", max_length=2000,
         widget=SecretTextInput(attrs={"autocomplete": "off", "spellcheck": "false",
-                                      "placeholder": "json://hooks.example.com/alerts · slack://T000/B000/XXXX"}),
+                                      "placeholder": "json://hooks.example.com/alerts · slack://TeamID/BotID/token"}),
         help_text="Kept secret once saved: it is never shown again. Leave empty to keep the saved one.",
     )
 

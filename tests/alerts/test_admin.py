@@ -11,7 +11,6 @@ from django.utils import timezone
 
 from alerts import evaluation, services
 from alerts.models import Channel, EscalationPolicy, MaintenanceWindow, Notification, Rule, Silence
-from monitoring import store
 from opscenter.models import AuditEntry
 from tests.factories import make_user
 
@@ -20,26 +19,13 @@ from .factories import (
     make_alert,
     make_channel,
     make_rule,
-    register_test_metrics,
-    unregister_test_metrics,
     write_points,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("test_metrics")]
 
 SECRET = "s3cr3t-t0ken-9f8e7d"
 PREVIEW = "/admin/alerts/rule/preview/"
-
-
-@pytest.fixture(autouse=True)
-def _test_metrics():
-    register_test_metrics()
-    store._series_ids.clear()
-    evaluation.forget_cached_series()
-    yield
-    unregister_test_metrics()
-    store._series_ids.clear()
-    evaluation.forget_cached_series()
 
 
 def signed_in(client, role: str, **fields):

@@ -14,25 +14,14 @@ from alerts import evaluation
 from alerts.evaluation import evaluate_rules, prune_resolved, run_cycle
 from alerts.models import Alert, AlertEvent, EvaluatorState, Notification, Rule, Silence
 from monitoring import store
-from tests.alerts.factories import make_alert, make_rule, register_test_metrics, unregister_test_metrics, write_points
+from tests.alerts.factories import make_alert, make_rule, write_points
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("test_metrics")]
 
 T0 = 1_800_000_000  # 2027-01-15 08:00:00 UTC, a Friday
 GAUGE = "opscenter_test_gauge"
 COUNTER = "opscenter_test_counter"
 RUNS = "opscenter_test_runs_total"
-
-
-@pytest.fixture(autouse=True)
-def _metrics_and_caches():
-    register_test_metrics()
-    store._series_ids.clear()
-    evaluation.forget_cached_series()
-    yield
-    unregister_test_metrics()
-    store._series_ids.clear()
-    evaluation.forget_cached_series()
 
 
 def gauge(value: float, t: int, name: str = GAUGE, **labels) -> None:

@@ -16,22 +16,11 @@ from django.db import connection
 from alerts import evaluation
 from alerts.models import Alert, AlertEvent, EvaluatorState
 from monitoring import store
-from tests.alerts.factories import make_rule, register_test_metrics, unregister_test_metrics
+from tests.alerts.factories import make_rule
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("test_metrics")]
 
 HOSTS = [f"h{i:02d}" for i in range(40)]
-
-
-@pytest.fixture(autouse=True)
-def _metrics_and_caches():
-    register_test_metrics()
-    store._series_ids.clear()
-    evaluation.forget_cached_series()
-    yield
-    unregister_test_metrics()
-    store._series_ids.clear()
-    evaluation.forget_cached_series()
 
 
 def race(target, *args) -> list:

@@ -8,27 +8,14 @@ from datetime import time
 import pytest
 from django.core.exceptions import ValidationError
 
-from alerts import evaluation
 from alerts.evaluation import preview_rule, validate_rule
 from alerts.models import Rule
 from monitoring import store
-from tests.alerts.factories import register_test_metrics, unregister_test_metrics
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("test_metrics")]
 
 T0 = 1_800_000_000  # a minute boundary (2027-01-15 08:00 UTC)
 GAUGE = "opscenter_test_gauge"
-
-
-@pytest.fixture(autouse=True)
-def _metrics_and_caches():
-    register_test_metrics()
-    store._series_ids.clear()
-    evaluation.forget_cached_series()
-    yield
-    unregister_test_metrics()
-    store._series_ids.clear()
-    evaluation.forget_cached_series()
 
 
 def rule(**fields) -> Rule:
